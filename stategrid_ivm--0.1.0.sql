@@ -44,3 +44,452 @@ $$;
 CREATE FUNCTION change_to_text(message bytea) RETURNS text
 LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'sgivm_change_to_text';
+
+-- ---------------------------------------------------------------------------------------
+-- Catalog: the source of truth the launcher and the workers read.
+-- ---------------------------------------------------------------------------------------
+
+CREATE TABLE pipeline (
+    pipeline_id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    owner oid NOT NULL,                    -- the role the worker applies as
+    state text NOT NULL DEFAULT 'created'
+        CHECK (state IN ('created', 'backfilling', 'running', 'paused', 'error')),
+    slot_name name NOT NULL UNIQUE,
+    origin_name text NOT NULL UNIQUE,
+    backfill_snapshot pg_snapshot,         -- snapshot the initial copy was taken under
+    backfill_lsn pg_lsn,                   -- WAL insert position read right after it
+    applied_lsn pg_lsn,                    -- end of the last applied source commit
+    applied_commit_time timestamptz,       -- its commit time
+    transactions_applied bigint NOT NULL DEFAULT 0,
+    rows_applied bigint NOT NULL DEFAULT 0,
+    last_error text,
+    last_error_at timestamptz,
+    error_count integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz
+);
+
+CREATE TABLE source (
+    pipeline_id integer NOT NULL REFERENCES pipeline ON DELETE CASCADE,
+    source_relid oid NOT NULL,             -- not regclass: must survive the table's drop
+    source_name text NOT NULL,             -- qualified name when added, for messages
+    ods_relid oid NOT NULL,
+    ods_name text NOT NULL,
+    key_columns name[] NOT NULL,
+    PRIMARY KEY (pipeline_id, source_relid),
+    UNIQUE (ods_relid)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('source', '');
+
+-- ---------------------------------------------------------------------------------------
+-- Internal C functions (not for PUBLIC).
+-- ---------------------------------------------------------------------------------------
+
+-- Asks the launcher, when the calling transaction commits, to look at this database again.
+CREATE FUNCTION _notify_launcher() RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_notify_launcher';
+
+-- Wakes the worker of a pipeline now (sync, pause).
+CREATE FUNCTION _wake_pipeline(pipeline_id integer) RETURNS void
+LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_wake_pipeline';
+
+-- What the workers of this database keep in shared memory.
+CREATE FUNCTION _runtime_status(
+    OUT pipeline_id integer, OUT worker_pid integer, OUT caught_up_lsn pg_lsn,
+    OUT oldest_unapplied_commit timestamptz, OUT last_batch_at timestamptz)
+RETURNS SETOF record
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_runtime_status';
+
+-- ---------------------------------------------------------------------------------------
+-- Helpers.
+-- ---------------------------------------------------------------------------------------
+
+CREATE FUNCTION _pipeline(p_name text, p_for_change boolean DEFAULT true)
+RETURNS pipeline
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+BEGIN
+    IF p_for_change THEN
+        SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name FOR UPDATE;
+    ELSE
+        SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline "%" does not exist', p_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
+    END IF;
+    IF p_for_change AND NOT pg_has_role(current_user, p.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be the owner of pipeline "%" (%)', p_name, p.owner::regrole
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN p;
+END
+$$;
+
+-- Refuses to go on when the server cannot run pipelines; the hint names the setting.
+CREATE FUNCTION _require_setup() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT * FROM stategrid_ivm.check_setup() WHERE NOT ok
+             AND requirement IN ('wal_level', 'shared_preload_libraries', 'output_plugin_libraries')
+    LOOP
+        RAISE EXCEPTION 'stategrid_ivm needs % (now "%")', r.requirement, r.current_value
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set ' || r.fix || '. SELECT * FROM stategrid_ivm.check_setup() shows every requirement.';
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- The SQL interface (DESIGN.md section 3).
+-- ---------------------------------------------------------------------------------------
+
+CREATE FUNCTION create_pipeline(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_slot text;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' THEN
+        RAISE EXCEPTION 'a pipeline needs a name' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM stategrid_ivm.pipeline p WHERE p.name = create_pipeline.name) THEN
+        RAISE EXCEPTION 'pipeline "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Choose another name, or drop it first with stategrid_ivm.drop_pipeline().';
+    END IF;
+    PERFORM stategrid_ivm._require_setup();
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'create_pipeline must run in a transaction that has not written anything yet'
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'A replication slot can only be created before the transaction writes: call create_pipeline in its own transaction.';
+    END IF;
+    -- The slot comes first: it cannot be created once this transaction has written.
+    v_slot := 'sgivm_' || substr(md5(name || clock_timestamp()::text || random()::text), 1, 24);
+    BEGIN
+        PERFORM pg_create_logical_replication_slot(v_slot, 'stategrid_ivm');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'could not create the replication slot of pipeline "%": %', name, SQLERRM
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'output_plugin_libraries must list stategrid_ivm exactly (PostgreSQL 15.19 and later), max_replication_slots must leave a free slot, and wal_level must be logical. See SELECT * FROM stategrid_ivm.check_setup().';
+    END;
+    BEGIN
+        PERFORM pg_replication_origin_create(v_slot);
+        INSERT INTO stategrid_ivm.pipeline (name, owner, slot_name, origin_name)
+        VALUES (name, (SELECT oid FROM pg_roles WHERE rolname = current_user), v_slot, v_slot);
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM pg_drop_replication_slot(v_slot);
+        RAISE;
+    END;
+END
+$$;
+
+CREATE FUNCTION add_source(pipeline text, source regclass, ods_table text DEFAULT NULL)
+RETURNS regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    v_nsp name;
+    v_rel name;
+    v_key name[];
+    v_ods regclass;
+    v_ods_name text;
+    v_ods_nsp name;
+    v_ods_rel name;
+    v_missing text;
+    v_ods_key name[];
+BEGIN
+    p := stategrid_ivm._pipeline(pipeline);
+    IF p.state <> 'created' THEN
+        RAISE EXCEPTION 'cannot add a source to pipeline "%" in state %', pipeline, p.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Sources are added before start_pipeline(); for another table, create another pipeline.';
+    END IF;
+    SELECT n.nspname, c.relname INTO v_nsp, v_rel
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = source AND c.relkind IN ('r', 'p');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = source), 'MEMBER')
+       AND NOT has_table_privilege(source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', source USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = source AND i.indisprimary;
+    IF v_key IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('Add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (...): the mirror is kept by key.', source);
+    END IF;
+    IF (SELECT relreplident FROM pg_class WHERE oid = source) = 'n' THEN
+        RAISE EXCEPTION 'table % has REPLICA IDENTITY NOTHING', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('ALTER TABLE %s REPLICA IDENTITY DEFAULT', source);
+    END IF;
+    IF EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id AND s.source_relid = source) THEN
+        RAISE EXCEPTION 'table % is already a source of pipeline "%"', source, pipeline
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    v_ods_name := coalesce(ods_table, format('%I.%I', v_nsp, 'ods_' || v_rel));
+    v_ods := to_regclass(v_ods_name);
+    IF v_ods IS NULL THEN
+        -- same columns (generated ones stay generated), same primary key, owned by the caller
+        EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING GENERATED, PRIMARY KEY (%s))',
+                       v_ods_name, source,
+                       (SELECT string_agg(quote_ident(k), ', ') FROM unnest(v_key) k));
+        v_ods := to_regclass(v_ods_name);
+    ELSE
+        IF v_ods = source THEN
+            RAISE EXCEPTION 'the ODS mirror of % cannot be the table itself', source
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = v_ods) THEN
+            RAISE EXCEPTION 'table % is already the ODS mirror of another source', v_ods
+                USING ERRCODE = 'duplicate_object',
+                      HINT = 'Pass another name as ods_table.';
+        END IF;
+        SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
+        INTO v_missing
+        FROM pg_attribute a
+        WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT EXISTS (SELECT 1 FROM pg_attribute o
+                          WHERE o.attrelid = v_ods AND o.attname = a.attname AND NOT o.attisdropped
+                            AND o.atttypid = a.atttypid);
+        SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_ods_key
+        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = v_ods AND i.indisprimary;
+        IF v_missing IS NOT NULL OR v_ods_key IS DISTINCT FROM v_key THEN
+            RAISE EXCEPTION 'table % already exists and is not a mirror of %', v_ods, source
+                USING ERRCODE = 'duplicate_table',
+                      DETAIL = CASE WHEN v_missing IS NOT NULL
+                                    THEN 'It lacks columns: ' || v_missing || '.'
+                                    ELSE format('Its primary key is (%s), the source''s is (%s).',
+                                                array_to_string(v_ods_key, ', '), array_to_string(v_key, ', ')) END,
+                      HINT = 'Pass another name as ods_table, or drop or rename the existing table.';
+        END IF;
+    END IF;
+    SELECT n.nspname, c.relname INTO v_ods_nsp, v_ods_rel
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_ods;
+    INSERT INTO stategrid_ivm.source (pipeline_id, source_relid, source_name, ods_relid, ods_name, key_columns)
+    VALUES (p.pipeline_id, source, format('%I.%I', v_nsp, v_rel), v_ods, format('%I.%I', v_ods_nsp, v_ods_rel), v_key);
+    RETURN v_ods;
+END
+$$;
+
+CREATE FUNCTION start_pipeline(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+BEGIN
+    p := stategrid_ivm._pipeline(name);
+    PERFORM stategrid_ivm._require_setup();
+    IF NOT EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id) THEN
+        RAISE EXCEPTION 'pipeline "%" has no source tables', name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add them with stategrid_ivm.add_source() first.';
+    END IF;
+    IF p.state <> 'created' THEN
+        RAISE EXCEPTION 'pipeline "%" was already started (state %)', name, p.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use resume_pipeline() to continue a paused pipeline.';
+    END IF;
+    UPDATE stategrid_ivm.pipeline SET state = 'backfilling', started_at = now()
+    WHERE pipeline_id = p.pipeline_id;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION pause_pipeline(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+BEGIN
+    p := stategrid_ivm._pipeline(name);
+    IF p.state = 'created' THEN
+        RAISE EXCEPTION 'pipeline "%" has not been started', name
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    UPDATE stategrid_ivm.pipeline SET state = 'paused' WHERE pipeline_id = p.pipeline_id;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION resume_pipeline(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+BEGIN
+    p := stategrid_ivm._pipeline(name);
+    PERFORM stategrid_ivm._require_setup();
+    IF p.state = 'created' THEN
+        RAISE EXCEPTION 'pipeline "%" has not been started', name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use start_pipeline() the first time.';
+    END IF;
+    UPDATE stategrid_ivm.pipeline
+    SET state = CASE WHEN backfill_lsn IS NULL THEN 'backfilling' ELSE 'running' END,
+        error_count = 0
+    WHERE pipeline_id = p.pipeline_id AND state IN ('paused', 'error');
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION drop_pipeline(name text, drop_tables boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    r record;
+    v_pid integer;
+BEGIN
+    p := stategrid_ivm._pipeline(name);
+    DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
+    -- the worker holds the slot while it decodes: stop it before dropping the slot
+    SELECT worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
+    WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL;
+    IF v_pid IS NOT NULL THEN
+        PERFORM pg_terminate_backend(v_pid, 10000);
+    END IF;
+    FOR r IN SELECT 1 FROM pg_replication_slots WHERE slot_name = p.slot_name LOOP
+        PERFORM pg_drop_replication_slot(p.slot_name);
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name) THEN
+        PERFORM pg_replication_origin_drop(p.origin_name);
+    END IF;
+    IF drop_tables THEN
+        FOR r IN SELECT s.ods_relid FROM stategrid_ivm.source s
+                 WHERE s.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.ods_relid) LOOP
+            EXECUTE format('DROP TABLE %s', r.ods_relid::regclass);
+        END LOOP;
+    END IF;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION sync(name text, timeout interval DEFAULT '30 s') RETURNS pg_lsn
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    v_target pg_lsn := pg_current_wal_flush_lsn();
+    v_deadline timestamptz := clock_timestamp() + timeout;
+    v_caught pg_lsn;
+BEGIN
+    LOOP
+        p := stategrid_ivm._pipeline(name, false);
+        IF p.state IN ('created', 'paused') THEN
+            RAISE EXCEPTION 'pipeline "%" is %', name, p.state
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = CASE p.state WHEN 'created' THEN 'Start it with start_pipeline().'
+                                          ELSE 'Resume it with resume_pipeline().' END;
+        ELSIF p.state = 'error' THEN
+            RAISE EXCEPTION 'pipeline "%" is in error: %', name, p.last_error
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'SELECT * FROM stategrid_ivm.pipelines shows the error; the worker keeps retrying.';
+        END IF;
+        SELECT s.caught_up_lsn INTO v_caught FROM stategrid_ivm._runtime_status() s
+        WHERE s.pipeline_id = p.pipeline_id;
+        IF p.state = 'running' AND v_caught >= v_target THEN
+            RETURN coalesce(p.applied_lsn, v_caught);
+        END IF;
+        IF clock_timestamp() > v_deadline THEN
+            RAISE EXCEPTION 'pipeline "%" did not catch up with % within %', name, v_target, timeout
+                USING ERRCODE = 'query_canceled',
+                      HINT = 'SELECT * FROM stategrid_ivm.pipelines shows its state and lag.';
+        END IF;
+        PERFORM stategrid_ivm._wake_pipeline(p.pipeline_id);
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Status views.
+-- ---------------------------------------------------------------------------------------
+
+CREATE VIEW pipelines AS
+SELECT p.name,
+       p.state,
+       r.worker_pid,
+       p.applied_lsn,
+       CASE WHEN p.state IN ('created') THEN NULL
+            ELSE greatest(0, pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
+                               greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)))::bigint
+       END AS lag_bytes,
+       CASE WHEN r.oldest_unapplied_commit IS NULL THEN 0
+            ELSE greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
+       END::double precision AS lag_seconds,
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
+       p.transactions_applied,
+       p.rows_applied,
+       p.last_error,
+       p.last_error_at,
+       p.applied_commit_time,
+       r.last_batch_at,
+       p.slot_name,
+       s.wal_status AS slot_wal_status,
+       p.owner::regrole AS owner,
+       (SELECT array_agg(src.source_name ORDER BY src.source_name) FROM source src
+        WHERE src.pipeline_id = p.pipeline_id) AS sources
+FROM pipeline p
+LEFT JOIN _runtime_status() r ON r.pipeline_id = p.pipeline_id
+LEFT JOIN pg_replication_slots s ON s.slot_name = p.slot_name;
+
+CREATE FUNCTION _count_rows(rel oid) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = rel) THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT count(*) FROM %s', rel::regclass) INTO n;
+    RETURN n;
+END
+$$;
+
+CREATE VIEW views AS
+SELECT p.name AS pipeline,
+       s.ods_name AS view_name,
+       'ods' AS layer,
+       format('mirror of %s', s.source_name) AS query,
+       _count_rows(s.ods_relid) AS rows,
+       p.state
+FROM source s JOIN pipeline p USING (pipeline_id);
+
+-- ---------------------------------------------------------------------------------------
+-- Privileges: only what is meant for everyone stays executable by PUBLIC.
+-- ---------------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stategrid_ivm FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION check_setup(), change_to_text(bytea) TO PUBLIC;
+GRANT USAGE ON SCHEMA stategrid_ivm TO PUBLIC;
+GRANT SELECT ON pipelines, views TO PUBLIC;
+GRANT EXECUTE ON FUNCTION _runtime_status(), _count_rows(oid) TO PUBLIC;

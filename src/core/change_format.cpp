@@ -232,7 +232,8 @@ Value read_value(Reader &r) {
         }
     }
     char buf[64];
-    std::snprintf(buf, sizeof buf, "unknown value kind 0x%02x", static_cast<unsigned>(kind));
+    std::snprintf(buf, sizeof buf, "unknown value kind 0x%02x",
+                  static_cast<unsigned>(static_cast<uint8_t>(kind)));
     throw FormatError(buf);
 }
 
@@ -354,21 +355,38 @@ constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-}  // namespace
-
-std::string format_date(int32_t days_since_2000) {
+// "YYYY-MM-DD" as PostgreSQL's ISO style writes it: there is no year 0, a year up to 0 is
+// shown as 1 - year and the caller appends " BC" (after the time and zone, if any).
+std::string civil_date(int64_t days_since_2000, bool &bc) {
     int64_t y;
     unsigned m, d;
     civil_from_days(days_since_2000 + kDaysFrom1970To2000, y, m, d);
+    bc = y <= 0;
+    if (bc) y = 1 - y;
     char buf[32];
     std::snprintf(buf, sizeof buf, "%04" PRId64 "-%02u-%02u", y, m, d);
     return buf;
 }
 
+}  // namespace
+
+std::string format_date(int32_t days_since_2000) {
+    // DATEVAL_NOBEGIN / DATEVAL_NOEND
+    if (days_since_2000 == INT32_MIN) return "-infinity";
+    if (days_since_2000 == INT32_MAX) return "infinity";
+    bool bc;
+    std::string s = civil_date(days_since_2000, bc);
+    return bc ? s + " BC" : s;
+}
+
 std::string format_timestamp(int64_t us, bool with_zone) {
+    // TIMESTAMP_NOBEGIN / TIMESTAMP_NOEND
+    if (us == INT64_MIN) return "-infinity";
+    if (us == INT64_MAX) return "infinity";
     int64_t days = floor_div(us, kUsPerDay);
     int64_t rest = us - days * kUsPerDay;
-    std::string s = format_date(static_cast<int32_t>(days));
+    bool bc;
+    std::string s = civil_date(days, bc);
     int64_t secs = rest / 1000000, frac = rest % 1000000;
     char buf[48];
     std::snprintf(buf, sizeof buf, " %02d:%02d:%02d", static_cast<int>(secs / 3600),
@@ -381,6 +399,7 @@ std::string format_timestamp(int64_t us, bool with_zone) {
         s += f;
     }
     if (with_zone) s += "+00";
+    if (bc) s += " BC";
     return s;
 }
 
@@ -410,6 +429,20 @@ std::string format_value(const Value &v) {
         case ValueKind::Text: return quote_text(v.text);
     }
     return "?";
+}
+
+std::string input_text(const Value &v) {
+    switch (v.kind) {
+        case ValueKind::Int32:
+        case ValueKind::Int64: return std::to_string(v.integer);
+        case ValueKind::Date: return format_date(static_cast<int32_t>(v.integer));
+        case ValueKind::Timestamp: return format_timestamp(v.integer, false);
+        case ValueKind::TimestampTz: return format_timestamp(v.integer, true);
+        case ValueKind::Text: return v.text;
+        case ValueKind::Null:
+        case ValueKind::UnchangedToast: break;
+    }
+    throw FormatError("value has no text form");
 }
 
 namespace {

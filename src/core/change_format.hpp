@@ -191,6 +191,9 @@ using RelationLookup = std::function<const RelationMessage *(uint32_t relid)>;
 // names, without it relations are shown by OID.
 std::string format_text(const Message &m, const RelationLookup &lookup = nullptr);
 std::string format_value(const Value &v);
+// The value as a PostgreSQL input function reads it (no quoting): for a column whose type
+// differs from the one the value travelled as.
+std::string input_text(const Value &v);
 std::string format_lsn(uint64_t lsn);
 std::string format_timestamp(int64_t us_since_2000, bool with_zone);
 std::string format_date(int32_t days_since_2000);

@@ -1,14 +1,36 @@
 // The extension's entry points: module magic and _PG_init, which registers the GUCs and,
-// when preloaded, the pipeline launcher.
+// when preloaded, the shared memory and the pipeline launcher.
 extern "C" {
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
 }
 
-void _PG_init(void) {}
+#include "pg/launcher.hpp"
+#include "pg/shared_state.hpp"
+
+using namespace sgivm::pg;
+
+void _PG_init(void) {
+    DefineCustomIntVariable("stategrid_ivm.batch_size",
+                            "Changes a pipeline worker reads and applies per transaction (and per flush inside a large source transaction).",
+                            nullptr, &guc_batch_size, 10000, 1, 10000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("stategrid_ivm.naptime",
+                            "How long an idle pipeline worker sleeps before looking for changes it was not woken for.",
+                            nullptr, &guc_naptime_ms, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("stategrid_ivm.max_pipelines",
+                            "Pipelines that can run at the same time in the whole cluster.",
+                            nullptr, &guc_max_pipelines, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("stategrid_ivm");
+
+    if (!process_shared_preload_libraries_in_progress) return;
+    install_shared_memory_hooks();
+    install_commit_hook();
+    register_launcher();
+}

@@ -1,0 +1,79 @@
+// One ODS mirror as the worker applies to it: the mapping of the stream's columns onto the
+// mirror's, the prepared set-at-a-time statements, and the pending changes of the batch.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+}
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/change_format.hpp"
+#include "core/row_changes.hpp"
+
+namespace sgivm::pg {
+
+struct MirrorColumn {
+    std::string name;
+    bool is_key = false;
+    AttrNumber mirror_attnum = 0;
+    Oid type = InvalidOid;  // the mirror column's type
+    int32 typmod = -1;
+    Oid array_type = InvalidOid;
+    int16 typlen = 0;
+    bool typbyval = false;
+    char typalign = 'i';
+    bool raw_text = false;  // text/varchar: bytes go in as they are
+    FmgrInfo input;
+    Oid ioparam = InvalidOid;
+};
+
+class MirrorTable {
+public:
+    MirrorTable(Oid source_relid, Oid mirror_relid, std::string source_name);
+    ~MirrorTable();
+
+    Oid source_relid() const { return source_relid_; }
+    const std::string &source_name() const { return source_name_; }
+
+    // The stream described the source's columns: map them onto the mirror (adding columns the
+    // source gained), prepare statements. Cheap when nothing changed.
+    void describe(const RelationMessage &rel);
+    bool described() const { return changes_ != nullptr; }
+
+    void add(const RowMessage &m);
+    size_t pending() const { return changes_ ? changes_->changes() : 0; }
+    // Applies the pending changes: delete touched keys, insert final rows. Needs an open
+    // transaction with SPI connected, running as the pipeline owner.
+    void flush();
+    void truncate();
+
+private:
+    void prepare_statements();
+    void free_plans();
+    void convert_for_input(std::vector<FinalRow *> &rows);
+
+    Oid source_relid_;
+    Oid mirror_relid_;
+    std::string source_name_;
+    std::string mirror_sql_name_;
+    RelationMessage described_;
+    std::vector<MirrorColumn> cols_;
+    std::vector<int> key_cols_;  // indexes into cols_
+    std::unique_ptr<RowChangeSet> changes_;
+    SPIPlanPtr insert_plan_ = nullptr;
+    SPIPlanPtr delete_plan_ = nullptr;
+    SPIPlanPtr base_plan_ = nullptr;
+    SPIPlanPtr truncate_plan_ = nullptr;
+    MemoryContext cxt_ = nullptr;        // column input functions
+    MemoryContext flush_cxt_ = nullptr;  // reset after every flush
+};
+
+std::string quote_ident(const std::string &s);
+
+}  // namespace sgivm::pg

@@ -1,0 +1,98 @@
+// The probe: a short-lived worker that reads one database's pipeline catalog and tells the
+// launcher, through shared memory, which pipelines of that database should be running.
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "tcop/tcopprot.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+PGDLLEXPORT void sgivm_probe_main(Datum arg);
+}
+
+#include "pg/shared_state.hpp"
+
+using namespace sgivm::pg;
+
+void sgivm_probe_main(Datum arg) {
+    Oid dboid = DatumGetObjectId(arg);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    pgstat_report_appname("stategrid_ivm probe");
+
+    int n = 0;
+    int32 ids[1024];
+    char names[1024][NAMEDATALEN];
+
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    SPI_connect();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: listing pipelines");
+    int rc = SPI_execute(
+        "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'stategrid_ivm'", true, 1);
+    bool installed = rc == SPI_OK_SELECT && SPI_processed == 1;
+    if (installed) {
+        rc = SPI_execute(
+            "SELECT pipeline_id, name FROM stategrid_ivm.pipeline "
+            "WHERE state IN ('backfilling', 'running', 'error') ORDER BY pipeline_id",
+            true, 1024);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm probe: could not read pipelines");
+        for (uint64 i = 0; i < SPI_processed; i++) {
+            bool isnull;
+            ids[n] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+            strlcpy(names[n], SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), NAMEDATALEN);
+            n++;
+        }
+    }
+    PopActiveSnapshot();
+    SPI_finish();
+    CommitTransactionCommand();
+
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    // Pipelines of this database that should no longer run: their workers stop by themselves
+    // when they see the catalog; waiting restarts are cancelled here.
+    for (int i = 0; i < shared->nslots; i++) {
+        PipelineSlot *s = &shared->slots[i];
+        if (!s->in_use || s->dboid != dboid) continue;
+        bool listed = false;
+        for (int k = 0; k < n; k++)
+            if (ids[k] == s->pipeline_id) listed = true;
+        if (!listed) {
+            s->want = false;
+            if (s->pid == 0) s->in_use = false;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        PipelineSlot *s = find_slot(dboid, ids[k]);
+        if (!s) {
+            for (int i = 0; i < shared->nslots && !s; i++)
+                if (!shared->slots[i].in_use) s = &shared->slots[i];
+            if (!s) {
+                ereport(WARNING, (errmsg("stategrid_ivm: more running pipelines than stategrid_ivm.max_pipelines (%d)",
+                                         shared->nslots)));
+                break;
+            }
+            memset(s, 0, sizeof *s);
+            s->in_use = true;
+            s->dboid = dboid;
+            s->pipeline_id = ids[k];
+        }
+        strlcpy(s->name, names[k], NAMEDATALEN);
+        if (!s->want) {
+            s->want = true;
+            s->failures = 0;
+            s->restart_at = 0;
+        }
+    }
+    Latch *l = shared->launcher_latch;
+    LWLockRelease(shared->lock);
+    if (l) SetLatch(l);
+}

@@ -1,0 +1,175 @@
+// Shared memory setup, the commit hook that wakes workers when data changes, and the SQL
+// functions that read or poke the shared state. All plain PostgreSQL calls: no C++ objects.
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(sgivm_notify_launcher);
+PG_FUNCTION_INFO_V1(sgivm_wake_pipeline);
+PG_FUNCTION_INFO_V1(sgivm_runtime_status);
+}
+
+#include "pg/shared_state.hpp"
+
+namespace sgivm::pg {
+
+SharedState *shared = nullptr;
+int guc_batch_size = 10000;
+int guc_naptime_ms = 1000;
+int guc_max_pipelines = 16;
+
+static shmem_request_hook_type prev_shmem_request_hook = nullptr;
+static shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+static Size shared_size() {
+    return add_size(offsetof(SharedState, slots), mul_size(sizeof(PipelineSlot), guc_max_pipelines));
+}
+
+static void on_shmem_request() {
+    if (prev_shmem_request_hook) prev_shmem_request_hook();
+    RequestAddinShmemSpace(shared_size());
+    RequestNamedLWLockTranche("stategrid_ivm", 1);
+}
+
+static void on_shmem_startup() {
+    if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found;
+    shared = static_cast<SharedState *>(ShmemInitStruct("stategrid_ivm", shared_size(), &found));
+    if (!found) {
+        memset(shared, 0, shared_size());
+        shared->lock = &(GetNamedLWLockTranche("stategrid_ivm"))->lock;
+        shared->nslots = guc_max_pipelines;
+        shared->probe_all = true;
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void install_shared_memory_hooks() {
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = on_shmem_request;
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = on_shmem_startup;
+}
+
+PipelineSlot *find_slot(Oid dboid, int32 pipeline_id) {
+    for (int i = 0; i < shared->nslots; i++) {
+        PipelineSlot *s = &shared->slots[i];
+        if (s->in_use && s->dboid == dboid && s->pipeline_id == pipeline_id) return s;
+    }
+    return nullptr;
+}
+
+void request_probe(Oid dboid) {
+    if (!shared) return;
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    bool queued = false;
+    for (int i = 0; i < shared->nprobe; i++)
+        if (shared->probe_dbs[i] == dboid) queued = true;
+    if (!queued) {
+        if (shared->nprobe < kMaxProbeRequests)
+            shared->probe_dbs[shared->nprobe++] = dboid;
+        else
+            shared->probe_all = true;
+    }
+    Latch *l = shared->launcher_latch;
+    LWLockRelease(shared->lock);
+    if (l) SetLatch(l);
+}
+
+void wake_workers(Oid dboid) {
+    if (!shared) return;
+    // Unlocked read: a stale latch pointer only causes a spurious wake-up of some process.
+    for (int i = 0; i < shared->nslots; i++) {
+        PipelineSlot *s = &shared->slots[i];
+        Latch *l = s->latch;
+        if (s->in_use && s->dboid == dboid && l) SetLatch(l);
+    }
+}
+
+// ---- commit hook ---------------------------------------------------------------------
+
+static bool xact_wrote = false;
+static bool xact_notify_launcher = false;
+
+static void on_xact_event(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            xact_wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+            break;
+        case XACT_EVENT_COMMIT:
+            if (xact_notify_launcher) request_probe(MyDatabaseId);
+            if ((xact_wrote || xact_notify_launcher) && OidIsValid(MyDatabaseId)) wake_workers(MyDatabaseId);
+            xact_wrote = xact_notify_launcher = false;
+            break;
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            xact_wrote = xact_notify_launcher = false;
+            break;
+        default: break;
+    }
+}
+
+void install_commit_hook() { RegisterXactCallback(on_xact_event, nullptr); }
+
+}  // namespace sgivm::pg
+
+using namespace sgivm::pg;
+
+static void require_shared() {
+    if (!shared)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("stategrid_ivm is not loaded through shared_preload_libraries"),
+                        errhint("Set shared_preload_libraries = 'stategrid_ivm' and restart the server.")));
+}
+
+extern "C" Datum sgivm_notify_launcher(PG_FUNCTION_ARGS) {
+    require_shared();
+    xact_notify_launcher = true;
+    PG_RETURN_VOID();
+}
+
+extern "C" Datum sgivm_wake_pipeline(PG_FUNCTION_ARGS) {
+    int32 id = PG_GETARG_INT32(0);
+    if (!shared) PG_RETURN_VOID();
+    LWLockAcquire(shared->lock, LW_SHARED);
+    PipelineSlot *s = find_slot(MyDatabaseId, id);
+    Latch *l = s ? s->latch : nullptr;
+    LWLockRelease(shared->lock);
+    if (l) SetLatch(l);
+    PG_RETURN_VOID();
+}
+
+extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
+    ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    InitMaterializedSRF(fcinfo, 0);
+    if (!shared) PG_RETURN_VOID();
+    LWLockAcquire(shared->lock, LW_SHARED);
+    for (int i = 0; i < shared->nslots; i++) {
+        PipelineSlot *s = &shared->slots[i];
+        if (!s->in_use || s->dboid != MyDatabaseId) continue;
+        Datum values[5];
+        bool nulls[5] = {false, false, false, false, false};
+        values[0] = Int32GetDatum(s->pipeline_id);
+        values[1] = Int32GetDatum(s->pid);
+        nulls[1] = s->pid == 0;
+        values[2] = LSNGetDatum(s->caught_up_lsn);
+        nulls[2] = s->caught_up_lsn == InvalidXLogRecPtr;
+        values[3] = TimestampTzGetDatum(s->oldest_unapplied_commit);
+        nulls[3] = s->oldest_unapplied_commit == 0;
+        values[4] = TimestampTzGetDatum(s->last_batch_at);
+        nulls[4] = s->last_batch_at == 0;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    LWLockRelease(shared->lock);
+    PG_RETURN_VOID();
+}

@@ -1,0 +1,62 @@
+// Shared memory of stategrid_ivm: which pipelines should have a worker, where each worker
+// stands, and the latches that wake the launcher and the workers.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "postmaster/bgworker.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+}
+
+namespace sgivm::pg {
+
+constexpr int kMaxProbeRequests = 64;
+
+struct PipelineSlot {
+    bool in_use;      // describes a pipeline of some database
+    bool want;        // the launcher keeps a worker running for it
+    Oid dboid;
+    int32 pipeline_id;
+    char name[NAMEDATALEN];
+    pid_t pid;        // running worker, 0 if none
+    Latch *latch;     // its latch while it runs
+    int failures;     // consecutive abnormal exits, for the restart backoff
+    TimestampTz restart_at;
+    XLogRecPtr caught_up_lsn;              // every source commit below this is applied
+    TimestampTz oldest_unapplied_commit;   // 0 when none is known to wait
+    TimestampTz last_batch_at;
+};
+
+struct SharedState {
+    LWLock *lock;
+    pid_t launcher_pid;
+    Latch *launcher_latch;
+    bool probe_all;                     // look at every database again
+    int nprobe;
+    Oid probe_dbs[kMaxProbeRequests];   // databases whose pipelines changed
+    int nslots;
+    PipelineSlot slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+extern SharedState *shared;
+
+// GUCs
+extern int guc_batch_size;
+extern int guc_naptime_ms;
+extern int guc_max_pipelines;
+
+void request_shared_memory();
+void install_shared_memory_hooks();
+void install_commit_hook();
+
+// Asks the launcher to look at a database (commits of catalog changes call this).
+void request_probe(Oid dboid);
+// Wakes every worker of a database.
+void wake_workers(Oid dboid);
+PipelineSlot *find_slot(Oid dboid, int32 pipeline_id);  // caller holds the lock
+
+}  // namespace sgivm::pg

@@ -1,0 +1,613 @@
+// The pipeline worker: one per running pipeline. Each step either backfills the mirrors under
+// one snapshot, or applies one batch of decoded source transactions in one transaction whose
+// commit also records the replication origin's progress; the slot is confirmed afterwards.
+//
+// Exactly once: a transaction is skipped when its commit lies below the origin's progress
+// (applied before a crash) or when the backfill snapshot already saw it.
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "replication/origin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT void sgivm_worker_main(Datum arg);
+}
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/change_format.hpp"
+#include "core/snapshot.hpp"
+#include "pg/mirror_table.hpp"
+#include "pg/seam.hpp"
+#include "pg/shared_state.hpp"
+
+namespace sgivm::pg {
+
+namespace {
+
+// The pipeline's catalog row, as read at the start of each step.
+struct PipelineRow {
+    std::string name, state, slot, origin;
+    Oid owner = InvalidOid;
+    std::optional<std::string> backfill_snapshot;
+    XLogRecPtr backfill_lsn = InvalidXLogRecPtr;
+    std::string relids;  // plugin option: the sources' OIDs
+};
+
+struct SourceRow {
+    Oid source_relid;
+    Oid mirror_relid;
+    std::string source_name;
+    bool exists;
+};
+
+// Runs f with the bootstrap superuser's rights (slot functions, our catalog), then returns to
+// the pipeline owner. The security context is restored by the transaction abort on error.
+template <typename F>
+auto as_superuser(F &&f) {
+    Oid saved_user;
+    int saved_ctx;
+    GetUserIdAndSecContext(&saved_user, &saved_ctx);
+    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+    auto restore = [&] { SetUserIdAndSecContext(saved_user, saved_ctx); };
+    if constexpr (std::is_void_v<decltype(f())>) {
+        f();
+        restore();
+    } else {
+        auto r = f();
+        restore();
+        return r;
+    }
+}
+
+std::string text_of(HeapTuple t, TupleDesc d, int col, bool *isnull) {
+    char *v = SPI_getvalue(t, d, col);
+    *isnull = v == nullptr;
+    return v ? std::string(v) : std::string();
+}
+
+class PipelineWorker {
+public:
+    PipelineWorker(int slot_index) : slot_index_(slot_index) {}
+    [[noreturn]] void run();
+
+private:
+    bool step();  // true when more work is waiting
+    void begin_xact();
+    void commit_xact();
+    void load_pipeline();
+    void setup_origin();
+    void backfill();
+    bool apply_batch();
+    void handle_message(const Message &m);
+    void flush_all();
+    void confirm_slot(XLogRecPtr upto);
+    void record_error(const std::string &message, const std::string &detail);
+    void stop_and_exit(const char *why);
+    void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
+    MirrorTable *mirror_for(uint32_t relid);
+
+    int slot_index_;
+    Oid dboid_ = InvalidOid;
+    int32 pipeline_id_ = 0;
+    PipelineRow p_;
+    std::vector<SourceRow> sources_;
+    std::map<Oid, std::unique_ptr<MirrorTable>> mirrors_;
+    RepOriginId origin_ = InvalidRepOriginId;
+    bool origin_ready_ = false;
+    int consecutive_errors_ = 0;
+    XLogRecPtr caught_up_ = InvalidXLogRecPtr;
+
+    // State of the batch being applied.
+    std::optional<CopySnapshot> copy_snapshot_;
+    XLogRecPtr origin_progress_ = InvalidXLogRecPtr;
+    bool skipping_ = false;
+    uint64_t pending_changes_ = 0;
+    uint64_t txns_applied_ = 0, rows_applied_ = 0;
+    XLogRecPtr last_end_lsn_ = InvalidXLogRecPtr;
+    TimestampTz last_commit_time_ = 0;
+    TimestampTz first_commit_time_ = 0;
+};
+
+void PipelineWorker::begin_xact() {
+    pg_call([&] {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "stategrid_ivm: SPI_connect failed");
+        PushActiveSnapshot(GetTransactionSnapshot());
+    });
+}
+
+void PipelineWorker::commit_xact() {
+    pg_call([&] {
+        SPI_finish();
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+        SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
+        pgstat_report_stat(false);
+        pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+}
+
+void PipelineWorker::stop_and_exit(const char *why) {
+    pg_call([&] {
+        if (IsTransactionState()) {
+            SPI_finish();
+            PopActiveSnapshot();
+            CommitTransactionCommand();
+        }
+        ereport(LOG, (errmsg("stategrid_ivm: worker of pipeline \"%s\" stops: %s", p_.name.c_str(), why)));
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        PipelineSlot *s = &shared->slots[slot_index_];
+        s->want = false;
+        s->latch = nullptr;
+        s->oldest_unapplied_commit = 0;
+        LWLockRelease(shared->lock);
+        proc_exit(0);
+    });
+    std::abort();  // proc_exit does not return
+}
+
+void PipelineWorker::load_pipeline() {
+    std::string state;
+    bool found = false;
+    pg_call([&] {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid argtype = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "SELECT name, state, slot_name, origin_name, owner, backfill_snapshot::text, backfill_lsn::text,"
+                " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id)"
+                " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1",
+                1, &argtype, &arg, nullptr, true, 1);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline catalog");
+        found = SPI_processed == 1;
+    });
+    if (!found) stop_and_exit("the pipeline was dropped");
+    bool isnull;
+    HeapTuple t = SPI_tuptable->vals[0];
+    TupleDesc d = SPI_tuptable->tupdesc;
+    p_.name = text_of(t, d, 1, &isnull);
+    p_.state = text_of(t, d, 2, &isnull);
+    p_.slot = text_of(t, d, 3, &isnull);
+    p_.origin = text_of(t, d, 4, &isnull);
+    p_.owner = static_cast<Oid>(std::stoul(text_of(t, d, 5, &isnull)));
+    std::string snap = text_of(t, d, 6, &isnull);
+    p_.backfill_snapshot = isnull ? std::nullopt : std::optional<std::string>(snap);
+    std::string lsn = text_of(t, d, 7, &isnull);
+    p_.backfill_lsn = InvalidXLogRecPtr;
+    if (!isnull) p_.backfill_lsn = pg_call([&] { return DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn.c_str()))); });
+    p_.relids = text_of(t, d, 8, &isnull);
+
+    if (p_.state != "running" && p_.state != "backfilling" && p_.state != "error")
+        stop_and_exit(("the pipeline is " + p_.state).c_str());
+
+    // Its sources, and whether each still exists.
+    sources_.clear();
+    pg_call([&] {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid argtype = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "SELECT source_relid, ods_relid, source_name,"
+                " EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.source_relid)"
+                " FROM stategrid_ivm.source s WHERE pipeline_id = $1 ORDER BY source_relid",
+                1, &argtype, &arg, nullptr, true, 0);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline's sources");
+    });
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        HeapTuple st = SPI_tuptable->vals[i];
+        SourceRow s;
+        s.source_relid = static_cast<Oid>(std::stoul(text_of(st, SPI_tuptable->tupdesc, 1, &isnull)));
+        s.mirror_relid = static_cast<Oid>(std::stoul(text_of(st, SPI_tuptable->tupdesc, 2, &isnull)));
+        s.source_name = text_of(st, SPI_tuptable->tupdesc, 3, &isnull);
+        s.exists = text_of(st, SPI_tuptable->tupdesc, 4, &isnull) == "t";
+        sources_.push_back(s);
+    }
+    for (const SourceRow &s : sources_)
+        if (!s.exists)
+            throw std::runtime_error("source table " + s.source_name + " of pipeline \"" + p_.name +
+                                     "\" was dropped; drop the pipeline and create it again");
+    // Mirrors for new sources; forget those of removed ones.
+    std::map<Oid, std::unique_ptr<MirrorTable>> next;
+    for (const SourceRow &s : sources_) {
+        auto it = mirrors_.find(s.source_relid);
+        if (it != mirrors_.end())
+            next.emplace(s.source_relid, std::move(it->second));
+        else
+            next.emplace(s.source_relid, std::make_unique<MirrorTable>(s.source_relid, s.mirror_relid, s.source_name));
+    }
+    mirrors_ = std::move(next);
+}
+
+void PipelineWorker::setup_origin() {
+    if (origin_ready_) return;
+    pg_call([&] {
+        origin_ = replorigin_by_name(p_.origin.c_str(), false);
+        replorigin_session_setup(origin_);
+        // Every write of this worker carries the origin: the plugin drops them early.
+        replorigin_session_origin = origin_;
+    });
+    origin_ready_ = true;
+    std::string appname = "stategrid_ivm pipeline " + p_.name;
+    pg_call([&] {
+        SetConfigOption("application_name", appname.c_str(), PGC_USERSET, PGC_S_SESSION);
+        // Every decoding call logs its snapshot building at LOG: keep the server log readable.
+        SetConfigOption("log_min_messages", "warning", PGC_SUSET, PGC_S_SESSION);
+        pgstat_report_appname(appname.c_str());
+    });
+}
+
+void PipelineWorker::publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done) {
+    pg_call([&] {
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        PipelineSlot *s = &shared->slots[slot_index_];
+        if (caught_up != InvalidXLogRecPtr) s->caught_up_lsn = caught_up;
+        s->oldest_unapplied_commit = oldest_unapplied;
+        if (batch_done) s->last_batch_at = GetCurrentTimestamp();
+        LWLockRelease(shared->lock);
+    });
+}
+
+// The initial copy: every mirror emptied and filled from its source under one snapshot, which
+// is recorded so that the stream can skip what the copy already contains.
+void PipelineWorker::backfill() {
+    pg_call([&] { pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: backfilling the ODS mirrors"); });
+    std::string snapshot, lsn;
+    pg_call([&] {
+        int rc = as_superuser([&] {
+            return SPI_execute("SELECT pg_catalog.pg_current_snapshot()::text, pg_catalog.pg_current_wal_insert_lsn()::text",
+                               true, 1);
+        });
+        if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "stategrid_ivm: could not read the snapshot");
+    });
+    bool isnull;
+    snapshot = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    lsn = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    uint64 copied = 0;
+    for (const SourceRow &s : sources_) {
+        // columns the mirror shares with the source (by name)
+        std::string sql;
+        pg_call([&] {
+            Datum args[2] = {ObjectIdGetDatum(s.source_relid), ObjectIdGetDatum(s.mirror_relid)};
+            Oid types[2] = {OIDOID, OIDOID};
+            int rc = as_superuser([&] {
+                return SPI_execute_with_args(
+                    "SELECT format('DELETE FROM %s', $2::regclass), "
+                    " format('INSERT INTO %s (%s) SELECT %s FROM ONLY %s', $2::regclass, cols, cols, $1::regclass) FROM ("
+                    " SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) AS cols"
+                    " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attribute m"
+                    "   ON m.attrelid = $2 AND m.attname = a.attname AND NOT m.attisdropped AND m.attgenerated = ''"
+                    " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') c",
+                    2, types, args, nullptr, true, 1);
+            });
+            if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "stategrid_ivm: could not plan the copy");
+        });
+        std::string del = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        sql = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        pg_call([&] {
+            if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty a mirror");
+            if (SPI_execute(sql.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not copy %s", s.source_name.c_str());
+            copied += SPI_processed;
+        });
+    }
+    pg_call([&] {
+        Datum args[4] = {Int32GetDatum(pipeline_id_), CStringGetTextDatum(snapshot.c_str()),
+                         CStringGetTextDatum(lsn.c_str()), Int64GetDatum(static_cast<int64>(copied))};
+        Oid types[4] = {INT4OID, TEXTOID, TEXTOID, INT8OID};
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "UPDATE stategrid_ivm.pipeline SET state = 'running', backfill_snapshot = $2::pg_snapshot,"
+                " backfill_lsn = $3::pg_lsn, rows_applied = rows_applied + $4"
+                " WHERE pipeline_id = $1 AND state IN ('backfilling', 'error')",
+                4, types, args, nullptr, false, 0);
+        });
+        if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm: could not record the backfill");
+        ereport(LOG, (errmsg("stategrid_ivm: pipeline \"%s\" backfilled " UINT64_FORMAT " rows under snapshot %s",
+                             p_.name.c_str(), copied, snapshot.c_str())));
+    });
+}
+
+MirrorTable *PipelineWorker::mirror_for(uint32_t relid) {
+    auto it = mirrors_.find(relid);
+    return it == mirrors_.end() ? nullptr : it->second.get();
+}
+
+void PipelineWorker::flush_all() {
+    for (auto &m : mirrors_) m.second->flush();
+    pending_changes_ = 0;
+}
+
+void PipelineWorker::handle_message(const Message &m) {
+    switch (m.kind) {
+        case MessageKind::Begin: {
+            const BeginMessage &b = m.begin;
+            skipping_ = b.final_lsn < origin_progress_ ||
+                        (copy_snapshot_ && b.final_lsn < p_.backfill_lsn && copy_snapshot_->saw(b.xid));
+            if (!skipping_ && first_commit_time_ == 0) {
+                first_commit_time_ = b.commit_time;
+                publish(InvalidXLogRecPtr, b.commit_time, false);
+            }
+            break;
+        }
+        case MessageKind::Relation:
+            if (MirrorTable *t = mirror_for(m.relation.relid)) t->describe(m.relation);
+            break;
+        case MessageKind::Insert:
+        case MessageKind::Update:
+        case MessageKind::Delete:
+            if (skipping_) break;
+            if (MirrorTable *t = mirror_for(m.row.relid)) {
+                if (!t->described()) throw FormatError("row change before its relation message");
+                t->add(m.row);
+                rows_applied_++;
+                if (++pending_changes_ >= static_cast<uint64_t>(guc_batch_size)) flush_all();
+            }
+            break;
+        case MessageKind::Truncate:
+            if (skipping_) break;
+            for (uint32_t relid : m.truncate.relids) {
+                if (MirrorTable *t = mirror_for(relid)) {
+                    flush_all();
+                    t->truncate();
+                    rows_applied_++;
+                }
+            }
+            break;
+        case MessageKind::Commit:
+            if (!skipping_) {
+                txns_applied_++;
+                last_end_lsn_ = m.commit.end_lsn;
+                last_commit_time_ = m.commit.commit_time;
+            }
+            skipping_ = false;
+            break;
+    }
+}
+
+// One apply transaction over the next batch of decoded source transactions.
+bool PipelineWorker::apply_batch() {
+    XLogRecPtr flushed = pg_call([] { return GetFlushRecPtr(nullptr); });
+    if (flushed <= caught_up_ && p_.state == "running") {  // nothing new in the WAL
+        commit_xact();
+        return false;
+    }
+
+    copy_snapshot_.reset();
+    if (p_.backfill_snapshot) copy_snapshot_ = CopySnapshot::parse(*p_.backfill_snapshot);
+    origin_progress_ = pg_call([] { return replorigin_session_get_progress(false); });
+    skipping_ = false;
+    pending_changes_ = txns_applied_ = rows_applied_ = 0;
+    last_end_lsn_ = InvalidXLogRecPtr;
+    last_commit_time_ = first_commit_time_ = 0;
+
+    Portal portal = nullptr;
+    pg_call([&] {
+        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
+        Oid types[4] = {NAMEOID, INT4OID, TEXTOID, TEXTOID};
+        Datum args[4] = {DirectFunctionCall1(namein, CStringGetDatum(p_.slot.c_str())), Int32GetDatum(guc_batch_size),
+                         CStringGetTextDatum(p_.relids.c_str()), CStringGetTextDatum(p_.origin.c_str())};
+        portal = as_superuser([&] {
+            return SPI_cursor_open_with_args(
+                nullptr,
+                "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, NULL, $2,"
+                " 'relids', $3, 'skip-origin', $4)",
+                4, types, args, nullptr, true, 0);
+        });
+    });
+    uint64 messages = 0;
+    for (;;) {
+        uint64 n = 0;
+        SPITupleTable *tt = nullptr;
+        pg_call([&] {
+            as_superuser([&] { SPI_cursor_fetch(portal, true, 1000); });
+            n = SPI_processed;
+            tt = SPI_tuptable;
+        });
+        if (n == 0) break;
+        for (uint64 i = 0; i < n; i++) {
+            std::string_view bytes = pg_call([&] {
+                bool isnull;
+                Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+                bytea *b = DatumGetByteaPP(d);
+                return std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+            });
+            handle_message(decode(bytes));
+            messages++;
+        }
+        pg_call([&] { SPI_freetuptable(tt); });
+    }
+    flush_all();
+    pg_call([&] { SPI_cursor_close(portal); });
+
+    bool more = messages >= static_cast<uint64>(guc_batch_size);
+    if (txns_applied_ > 0 || p_.state == "error") {
+        pg_call([&] {
+            Datum args[5] = {Int32GetDatum(pipeline_id_), LSNGetDatum(last_end_lsn_), TimestampTzGetDatum(last_commit_time_),
+                             Int64GetDatum(static_cast<int64>(txns_applied_)), Int64GetDatum(static_cast<int64>(rows_applied_))};
+            char nulls[5] = {' ', last_end_lsn_ ? ' ' : 'n', last_commit_time_ ? ' ' : 'n', ' ', ' '};
+            Oid types[5] = {INT4OID, LSNOID, TIMESTAMPTZOID, INT8OID, INT8OID};
+            int rc = as_superuser([&] {
+                return SPI_execute_with_args(
+                    "UPDATE stategrid_ivm.pipeline SET applied_lsn = coalesce($2, applied_lsn),"
+                    " applied_commit_time = coalesce($3, applied_commit_time),"
+                    " transactions_applied = transactions_applied + $4, rows_applied = rows_applied + $5,"
+                    " state = CASE WHEN state = 'error' THEN 'running' ELSE state END"
+                    " WHERE pipeline_id = $1",
+                    5, types, args, nulls, false, 0);
+            });
+            if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm: could not record progress");
+        });
+    }
+    // The origin's progress goes into this commit record: atomic with the data.
+    pg_call([&] {
+        if (last_end_lsn_ != InvalidXLogRecPtr) {
+            replorigin_session_origin_lsn = last_end_lsn_;
+            replorigin_session_origin_timestamp = last_commit_time_;
+        }
+    });
+    commit_xact();
+    pg_call([] {
+        replorigin_session_origin_lsn = InvalidXLogRecPtr;
+        replorigin_session_origin_timestamp = 0;
+    });
+    if (!more) caught_up_ = flushed;
+    confirm_slot(more ? last_end_lsn_ : flushed);
+    publish(more ? InvalidXLogRecPtr : flushed, more ? last_commit_time_ : 0, true);
+    return more;
+}
+
+// Only after the commit: the slot may forget what is now safely applied.
+void PipelineWorker::confirm_slot(XLogRecPtr upto) {
+    if (upto == InvalidXLogRecPtr) return;
+    begin_xact();
+    pg_call([&] {
+        Oid types[2] = {NAMEOID, LSNOID};
+        Datum args[2] = {DirectFunctionCall1(namein, CStringGetDatum(p_.slot.c_str())), LSNGetDatum(upto)};
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) FROM pg_catalog.pg_replication_slots"
+                " WHERE slot_name = $1 AND confirmed_flush_lsn < $2",
+                2, types, args, nullptr, false, 0);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not advance the replication slot");
+    });
+    commit_xact();
+}
+
+bool PipelineWorker::step() {
+    begin_xact();
+    load_pipeline();
+    setup_origin();
+    pg_call([&] { SetUserIdAndSecContext(p_.owner, SECURITY_LOCAL_USERID_CHANGE); });
+    if (p_.state == "backfilling" || (p_.state == "error" && p_.backfill_lsn == InvalidXLogRecPtr)) {
+        backfill();
+        commit_xact();
+        return true;
+    }
+    return apply_batch();
+}
+
+void PipelineWorker::record_error(const std::string &message, const std::string &detail) {
+    consecutive_errors_++;
+    pg_call([&] {
+        ereport(WARNING, (errmsg("stategrid_ivm: pipeline \"%s\" failed: %s", p_.name.c_str(), message.c_str()),
+                          detail.empty() ? 0 : errdetail("%s", detail.c_str()),
+                          errhint("It retries with a growing delay; SELECT * FROM stategrid_ivm.pipelines shows its state.")));
+    });
+    begin_xact();
+    pg_call([&] {
+        Datum args[2] = {Int32GetDatum(pipeline_id_), CStringGetTextDatum(message.c_str())};
+        Oid types[2] = {INT4OID, TEXTOID};
+        as_superuser([&] { return SPI_execute_with_args(
+            "UPDATE stategrid_ivm.pipeline SET state = 'error', last_error = $2, last_error_at = now(),"
+            " error_count = error_count + 1 WHERE pipeline_id = $1 AND state IN ('running', 'backfilling', 'error')",
+            2, types, args, nullptr, false, 0); });
+    });
+    commit_xact();
+}
+
+void PipelineWorker::run() {
+    pg_call([&] {
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        PipelineSlot *s = &shared->slots[slot_index_];
+        dboid_ = s->dboid;
+        pipeline_id_ = s->pipeline_id;
+        LWLockRelease(shared->lock);
+        BackgroundWorkerInitializeConnectionByOid(dboid_, InvalidOid, 0);
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        s->pid = MyProcPid;
+        s->latch = MyLatch;
+        LWLockRelease(shared->lock);
+    });
+    for (;;) {
+        pg_call([] {
+            CHECK_FOR_INTERRUPTS();
+            if (ConfigReloadPending) {
+                ConfigReloadPending = false;
+                ProcessConfigFile(PGC_SIGHUP);
+            }
+        });
+        bool more = false;
+        std::string error, detail;
+        try {
+            more = step();
+            consecutive_errors_ = 0;
+        } catch (PgError &e) {
+            error = e.what();
+            if (e.data() && e.data()->detail) detail = e.data()->detail;
+        } catch (const std::exception &e) {
+            error = e.what();
+        }
+        if (!error.empty()) {
+            // Undo the failed transaction, then say so in the catalog; the retry comes later.
+            pg_call([] {
+                AbortCurrentTransaction();
+                SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
+                replorigin_session_origin_lsn = InvalidXLogRecPtr;
+                replorigin_session_origin_timestamp = 0;
+            });
+            try {
+                record_error(error, detail);
+            } catch (PgError &e) {
+                pg_call([] { AbortCurrentTransaction(); });
+            }
+            long delay = Min(60000L, 1000L << Min(consecutive_errors_ - 1, 6));
+            TimestampTz until = TimestampTzPlusMilliseconds(pg_call([] { return GetCurrentTimestamp(); }), delay);
+            pg_call([&] {
+                for (;;) {
+                    long left = (long)((until - GetCurrentTimestamp()) / 1000);
+                    if (left <= 0) break;
+                    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
+                    ResetLatch(MyLatch);
+                    CHECK_FOR_INTERRUPTS();
+                }
+            });
+            continue;
+        }
+        if (more) continue;
+        pg_call([] {
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, guc_naptime_ms, PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+        });
+    }
+}
+
+}  // namespace
+
+}  // namespace sgivm::pg
+
+void sgivm_worker_main(Datum arg) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    int slot_index = DatumGetInt32(arg);
+    // Anything escaping here becomes a FATAL error of this worker only; the launcher restarts it.
+    sgivm::pg::run_cpp([&] {
+        static sgivm::pg::PipelineWorker *worker = new sgivm::pg::PipelineWorker(slot_index);
+        worker->run();
+    });
+}
