@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# THE test command (README, command (b)): every test suite of stategrid_ivm.
+#
+#   bash scripts/test.sh
+#
+# 1. scripts/install-deps.sh (only when root)
+# 2. make && make install
+# 3. GoogleTest suite of src/core: cmake -S . -B build/unit, build, ctest
+# 4. a fresh temporary PostgreSQL cluster with the extension's settings (owned by postgres when
+#    run as root, under a mktemp directory, unix socket only, port $SGIVM_TEST_PORT or 54331)
+# 5. pg_regress:            make installcheck                 (sql/, expected/)
+# 6. isolation specs:       pg_isolation_regress               (test/isolation/specs/*.spec)
+# 7. TAP tests:             prove                              (test/t/*.pl, own clusters)
+# The temporary cluster and directories are removed at the end, also on failure or interrupt.
+#
+# Counting (the last line is exactly "N passed, N failed"):
+#   - ctest: each test ctest reports;
+#   - pg_regress and isolation: each test file / spec;
+#   - TAP: each assertion (a test file that dies or has a bad plan without a failed assertion
+#     counts as one failure);
+#   - a step that cannot run (dependencies, build, install, cmake, cluster start, a suite that
+#     reports nothing) counts as one failure.
+# Exit status 0 only if nothing failed.
+set -uo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$SG_ROOT" || exit 1
+
+# pg_regress, pg_isolation_regress and the TAP modules (postgresql-server-dev-15).
+PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs/src
+if [ -x "$PG_CONFIG" ]; then PGXS_DIR=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")"); fi
+TEST_PORT=${SGIVM_TEST_PORT:-54331}
+JOBS=${SGIVM_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+PASSED=0
+FAILED=0
+SUMMARY=()
+TMP=""
+START=$(date +%s)
+
+step() { echo; echo "==== $*"; }
+
+# record SUITE PASSED FAILED [NOTE]
+record() {
+    PASSED=$((PASSED + $2))
+    FAILED=$((FAILED + $3))
+    SUMMARY+=("$(printf '%-12s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+cleanup() {
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        if [ -f "$TMP/pg/data/postmaster.pid" ]; then
+            sg_pg_stop "$TMP/pg/data" immediate || true
+        fi
+        rm -rf "$TMP"
+    fi
+    TMP=""
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+finish() {
+    cleanup
+    echo
+    echo "==== summary ($(($(date +%s) - START)) s)"
+    for line in "${SUMMARY[@]}"; do echo "$line"; done
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit
+}
+
+# Prints at most N lines of a file (diffs, logs).
+show_head() {
+    local file=$1 n=$2
+    [ -f "$file" ] || return 0
+    echo "---- $file (first $n of $(wc -l <"$file") lines)"
+    head -n "$n" "$file"
+    echo "---- end of $file"
+}
+
+# Prints at most the last N lines of a file (where a TAP log says what went wrong).
+show_tail() {
+    local file=$1 n=$2
+    [ -f "$file" ] || return 0
+    echo "---- $file (last $n of $(wc -l <"$file") lines)"
+    tail -n "$n" "$file"
+    echo "---- end of $file"
+}
+
+# Counts "... ok" and "... FAILED" lines of pg_regress / pg_isolation_regress output.
+count_regress() {
+    local out=$1
+    R_OK=$(grep -cE '\.\.\. ok( |$)' "$out")
+    R_FAIL=$(grep -cE '\.\.\. (FAILED|failed)' "$out")
+}
+
+# ---- 1. dependencies ----------------------------------------------------------------------------
+if sg_is_root; then
+    step "install-deps"
+    if ! bash scripts/install-deps.sh; then
+        record deps 0 1 "install-deps.sh failed"
+        finish
+    fi
+fi
+
+# ---- 2. build and install -----------------------------------------------------------------------
+step "make"
+if ! make -j"$JOBS" </dev/null; then
+    record build 0 1 "make failed"
+    finish
+fi
+step "make install"
+if ! make install </dev/null >"${TMPDIR:-/tmp}/sgivm-install.$$.log" 2>&1; then
+    cat "${TMPDIR:-/tmp}/sgivm-install.$$.log"
+    rm -f "${TMPDIR:-/tmp}/sgivm-install.$$.log"
+    record install 0 1 "make install failed (root needed to write into $("$PG_CONFIG" --pkglibdir))"
+    finish
+fi
+rm -f "${TMPDIR:-/tmp}/sgivm-install.$$.log"
+echo "installed into $("$PG_CONFIG" --pkglibdir)"
+
+# ---- 3. GoogleTest (ctest) ----------------------------------------------------------------------
+step "GoogleTest (ctest)"
+mkdir -p build
+if [ ! -f CMakeLists.txt ]; then
+    echo "CMakeLists.txt is missing"
+    record unit 0 1 "CMakeLists.txt missing"
+elif ! cmake -S . -B build/unit </dev/null; then
+    record unit 0 1 "cmake configure failed"
+elif ! cmake --build build/unit -j"$JOBS" </dev/null; then
+    record unit 0 1 "cmake build failed"
+else
+    ctest --test-dir build/unit --output-on-failure -j"$JOBS" </dev/null 2>&1 | tee build/ctest.log
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' build/ctest.log | tail -n1)
+    if [ -n "$line" ]; then
+        total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+        bad=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/')
+        record unit $((total - bad)) "$bad"
+    else
+        record unit 0 1 "ctest ran no tests"
+    fi
+fi
+
+# ---- 4. temporary cluster -----------------------------------------------------------------------
+step "temporary cluster"
+# Under /tmp when root: user postgres must be able to reach the cluster directory.
+if sg_is_root; then TMP_BASE=/tmp; else TMP_BASE=${TMPDIR:-/tmp}; fi
+TMP=$(mktemp -d "$TMP_BASE/sgivm-test.XXXXXX")
+chmod 755 "$TMP"
+PGDIR=$TMP/pg   # data/, server.log and the unix socket; owned by the cluster owner
+sg_mkdir_owned "$PGDIR"
+chmod 755 "$PGDIR"
+SOCK=$PGDIR
+CLUSTER_OK=0
+# Settings that only make a throw-away cluster faster. Not synchronous_commit = off: the SQL
+# decoding functions read only WAL that is flushed, so the tests would see commits late.
+if sg_initdb "$PGDIR/data" "fsync = off
+full_page_writes = off
+log_min_messages = warning" &&
+    sg_pg_start "$PGDIR/data" "$TEST_PORT" "$SOCK" "$PGDIR/server.log" ""; then
+    CLUSTER_OK=1
+    echo "cluster in $PGDIR/data, socket $SOCK, port $TEST_PORT"
+else
+    record cluster 0 1 "could not create or start the temporary cluster"
+fi
+export PGHOST=$SOCK PGPORT=$TEST_PORT PGUSER=postgres
+unset PGDATABASE PGSERVICE PGOPTIONS
+
+# ---- 5. pg_regress ------------------------------------------------------------------------------
+if [ $CLUSTER_OK -eq 1 ]; then
+    step "pg_regress (make installcheck)"
+    rm -rf build/regress
+    mkdir -p build/regress
+    make installcheck </dev/null 2>&1 | tee "$TMP/regress.out"
+    rc=${PIPESTATUS[0]}
+    count_regress "$TMP/regress.out"
+    if [ "$R_OK" -eq 0 ] && [ "$R_FAIL" -eq 0 ]; then R_FAIL=1; fi
+    if [ "$rc" -ne 0 ] && [ "$R_FAIL" -eq 0 ]; then R_FAIL=1; fi
+    record pg_regress "$R_OK" "$R_FAIL"
+    if [ "$R_FAIL" -ne 0 ]; then
+        show_head build/regress/regression.diffs 300
+        show_head "$PGDIR/server.log" 50
+    fi
+fi
+
+# ---- 6. isolation -------------------------------------------------------------------------------
+shopt -s nullglob
+specs=(test/isolation/specs/*.spec)
+if [ ${#specs[@]} -gt 0 ] && [ $CLUSTER_OK -eq 1 ]; then
+    step "isolation (pg_isolation_regress)"
+    names=()
+    for s in "${specs[@]}"; do names+=("$(basename "$s" .spec)"); done
+    rm -rf build/isolation
+    mkdir -p build/isolation
+    "$PGXS_DIR/test/isolation/pg_isolation_regress" \
+        --inputdir=test/isolation --outputdir=build/isolation --bindir="$PG_BINDIR" \
+        --dbname=isolation_regression --load-extension=stategrid_ivm \
+        "${names[@]}" </dev/null 2>&1 | tee "$TMP/isolation.out"
+    rc=${PIPESTATUS[0]}
+    count_regress "$TMP/isolation.out"
+    if [ "$R_OK" -eq 0 ] && [ "$R_FAIL" -eq 0 ]; then R_FAIL=1; fi
+    if [ "$rc" -ne 0 ] && [ "$R_FAIL" -eq 0 ]; then R_FAIL=1; fi
+    record isolation "$R_OK" "$R_FAIL"
+    [ "$R_FAIL" -eq 0 ] || show_head build/isolation/regression.diffs 300
+elif [ ${#specs[@]} -gt 0 ]; then
+    record isolation 0 1 "no cluster"
+fi
+
+# The temporary cluster is not needed any more: TAP tests make their own.
+if [ $CLUSTER_OK -eq 1 ]; then sg_pg_stop "$PGDIR/data" fast || true; fi
+
+# ---- 7. TAP -------------------------------------------------------------------------------------
+taps=(test/t/*.pl)
+if [ ${#taps[@]} -gt 0 ]; then
+    step "TAP (prove)"
+    # A copy the cluster owner can write (tmp_check/) and read, whatever the checkout's permissions.
+    mkdir -p "$TMP/tap/tmp"   # TMPDIR of the tests: sockets and temp dirs stay in $TMP
+    cp -a test examples sql "$TMP/tap/"
+    rm -rf "$TMP/tap/test/tmp_check"
+    sg_write_conf "$TMP/tap/extension.conf"
+    if sg_is_root; then chown -R postgres:postgres "$TMP/tap"; fi
+    (
+        cd "$TMP/tap/test" &&
+            sg_as_owner env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE PATH="$PG_BINDIR:$PATH" \
+                PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" \
+                PG_CONFIG="$PG_CONFIG" \
+                TESTDIR="$TMP/tap/test" \
+                TMPDIR="$TMP/tap/tmp" \
+                TEMP_CONFIG="$TMP/tap/extension.conf" \
+                SGIVM_SRCDIR="$TMP/tap" \
+                prove -I "$PGXS_DIR/test/perl" -I . --timer t/*.pl </dev/null
+    ) 2>&1 | tee "$TMP/tap.out"
+    rc=${PIPESTATUS[0]}
+    total=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$TMP/tap.out" | tail -n1)
+    total=${total:-0}
+    # "t/x.pl (Wstat: ... Tests: N Failed: F)" in the Test Summary Report, one per bad file.
+    # A file that failed without a failed assertion (died, bad plan) counts as one failure.
+    failed_asserts=0
+    bad=0
+    while read -r f; do
+        if [ "$f" -eq 0 ]; then bad=$((bad + 1)); else failed_asserts=$((failed_asserts + f)); fi
+    done < <(sed -nE 's/^[^ ].*\(Wstat: .* Failed: ([0-9]+)\)$/\1/p' "$TMP/tap.out")
+    bad=$((bad + failed_asserts))
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    if [ "$total" -eq 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    passed=$((total - failed_asserts))
+    [ "$passed" -ge 0 ] || passed=0
+    record tap "$passed" "$bad" "assertions"
+    if [ "$bad" -ne 0 ]; then
+        for l in "$TMP"/tap/test/tmp_check/log/*; do
+            case $l in
+                */regress_log_*) show_tail "$l" 60 ;;
+                *.log) show_tail "$l" 30 ;;   # server logs of the test's nodes
+            esac
+        done
+    fi
+fi
+
+finish
