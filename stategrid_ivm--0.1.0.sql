@@ -67,7 +67,8 @@ CREATE TABLE pipeline (
     last_error_at timestamptz,
     error_count integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
-    started_at timestamptz
+    started_at timestamptz,
+    views_version integer NOT NULL DEFAULT 0  -- bumped by add_view: a running batch restarts
 );
 
 CREATE TABLE source (
@@ -81,7 +82,19 @@ CREATE TABLE source (
     UNIQUE (ods_relid)
 );
 
+-- Maintained tables defined by a SELECT (DWD, DWS), in dependency order (view_id).
+CREATE TABLE view (
+    view_id serial PRIMARY KEY,
+    pipeline_id integer NOT NULL REFERENCES pipeline ON DELETE CASCADE,
+    view_name text NOT NULL,               -- qualified name when added
+    relid oid NOT NULL UNIQUE,
+    query text NOT NULL,                   -- as the user wrote it
+    plan jsonb NOT NULL,                   -- analysed shape and maintenance statements
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
 SELECT pg_catalog.pg_extension_config_dump('pipeline', '');
+SELECT pg_catalog.pg_extension_config_dump('view', '');
 SELECT pg_catalog.pg_extension_config_dump('source', '');
 
 -- ---------------------------------------------------------------------------------------
@@ -367,7 +380,6 @@ DECLARE
     v_pid integer;
 BEGIN
     p := stategrid_ivm._pipeline(name);
-    DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
     -- the worker holds the slot while it decodes: stop it before dropping the slot
     SELECT worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
     WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL;
@@ -381,11 +393,17 @@ BEGIN
         PERFORM pg_replication_origin_drop(p.origin_name);
     END IF;
     IF drop_tables THEN
+        FOR r IN SELECT v.relid FROM stategrid_ivm.view v
+                 WHERE v.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v.relid)
+                 ORDER BY v.view_id DESC LOOP
+            EXECUTE format('DROP TABLE %s', r.relid::regclass);
+        END LOOP;
         FOR r IN SELECT s.ods_relid FROM stategrid_ivm.source s
                  WHERE s.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.ods_relid) LOOP
             EXECUTE format('DROP TABLE %s', r.ods_relid::regclass);
         END LOOP;
     END IF;
+    DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._notify_launcher();
 END
 $$;
@@ -424,6 +442,174 @@ BEGIN
         END IF;
         PERFORM stategrid_ivm._wake_pipeline(p.pipeline_id);
         PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+
+-- Analyses a view's SELECT and returns its shape and maintenance statements (jsonb text).
+CREATE FUNCTION _plan_view(query text, view_relid oid, view_table text) RETURNS text
+LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_plan_view';
+
+CREATE FUNCTION add_view(pipeline text, view_name text, query text) RETURNS regclass
+LANGUAGE plpgsql
+-- no SET search_path: the view's query is analysed with the caller's, like any query they run
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    v_plan jsonb;
+    v_parts text[];
+    v_nsp text;
+    v_rel text;
+    v_qualified text;
+    v_relid oid;
+    v_input oid;
+    v_src record;
+    v_missing text;
+    v_stmt text;
+BEGIN
+    p := stategrid_ivm._pipeline(pipeline);
+    IF view_name IS NULL OR query IS NULL THEN
+        RAISE EXCEPTION 'add_view needs a view name and a query' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v_plan := stategrid_ivm._plan_view(query, 0, 'x')::jsonb;
+    v_parts := parse_ident(view_name);
+    IF array_length(v_parts, 1) = 1 THEN
+        v_nsp := current_schema();
+        v_rel := v_parts[1];
+    ELSIF array_length(v_parts, 1) = 2 THEN
+        v_nsp := v_parts[1];
+        v_rel := v_parts[2];
+    ELSE
+        RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = 'invalid_name';
+    END IF;
+    v_qualified := format('%I.%I', v_nsp, v_rel);
+
+    -- Inputs must be this pipeline's ODS mirrors or maintained views.
+    FOR v_input IN SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x LOOP
+        SELECT s.* INTO v_src FROM stategrid_ivm.source s WHERE s.source_relid = v_input;
+        IF FOUND THEN
+            RAISE EXCEPTION 'view "%" reads the source table % directly', view_name, v_input::regclass
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = format('Read its ODS mirror %s instead: views are kept consistent with the mirrors, which follow the source transaction by transaction.', v_src.ods_name);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id AND s.ods_relid = v_input)
+           AND NOT EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id AND v.relid = v_input) THEN
+            RAISE EXCEPTION 'view "%" reads %, which pipeline "%" does not maintain', view_name, v_input::regclass, pipeline
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Views read the pipeline''s ODS mirrors (add_source) and its other views (add_view).';
+        END IF;
+    END LOOP;
+
+    -- Wait for the worker to finish its batch, and keep it from writing the inputs until this
+    -- commits: the new table is filled at the pipeline's current position.
+    FOR v_input IN SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x LOOP
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', v_input::regclass);
+    END LOOP;
+
+    v_relid := to_regclass(v_qualified);
+    IF v_relid IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.relid = v_relid)
+           OR EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = v_relid OR s.source_relid = v_relid) THEN
+            RAISE EXCEPTION 'table % is already part of a pipeline', v_qualified
+                USING ERRCODE = 'duplicate_table', HINT = 'Choose another view name.';
+        END IF;
+        SELECT string_agg(quote_ident(c), ', ') INTO v_missing
+        FROM jsonb_array_elements_text(v_plan->'columns') c
+        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_relid AND a.attname = c
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+        IF v_missing IS NOT NULL THEN
+            RAISE EXCEPTION 'table % already exists and lacks the view''s columns %', v_qualified, v_missing
+                USING ERRCODE = 'duplicate_table',
+                      HINT = 'Choose another view name, add the columns, or drop the table.';
+        END IF;
+        SELECT string_agg(quote_ident(a.attname), ', ') INTO v_missing
+        FROM pg_attribute a
+        WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+          AND a.attidentity = '' AND a.attname::text NOT IN (SELECT jsonb_array_elements_text(v_plan->'columns'));
+        IF v_missing IS NOT NULL THEN
+            RAISE EXCEPTION 'table % has NOT NULL columns without defaults that the view does not fill: %', v_qualified, v_missing
+                USING ERRCODE = 'not_null_violation', HINT = 'Give them a default or drop NOT NULL.';
+        END IF;
+    ELSE
+        SELECT format('CREATE TABLE %s (%s)', v_qualified,
+                      string_agg(format('%I %s', c, t), ', ' ORDER BY n))
+        INTO v_stmt
+        FROM jsonb_array_elements_text(v_plan->'columns') WITH ORDINALITY AS c(c, n)
+        JOIN jsonb_array_elements_text(v_plan->'types') WITH ORDINALITY AS t(t, m) ON m = n;
+        EXECUTE v_stmt;
+        v_relid := to_regclass(v_qualified);
+    END IF;
+
+    v_plan := stategrid_ivm._plan_view(query, v_relid, v_qualified)::jsonb;
+    FOR v_stmt IN SELECT jsonb_array_elements_text(v_plan->'indexes') LOOP
+        EXECUTE v_stmt;
+    END LOOP;
+    INSERT INTO stategrid_ivm.view (pipeline_id, view_name, relid, query, plan)
+    VALUES (p.pipeline_id, v_qualified, v_relid, query, v_plan);
+    UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
+    EXECUTE format('DELETE FROM %s', v_qualified);
+    EXECUTE v_plan->>'populate';
+    RETURN v_relid;
+END
+$$;
+
+CREATE FUNCTION refresh_view(view_name regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v stategrid_ivm.view;
+    n bigint;
+BEGIN
+    SELECT * INTO v FROM stategrid_ivm.view WHERE relid = view_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not a maintained view', view_name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    PERFORM stategrid_ivm._pipeline((SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
+    -- The worker writes this table only inside its apply transactions: wait for it, then
+    -- recompute from the inputs as of its last commit.
+    EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', view_name);
+    EXECUTE format('DELETE FROM %s', view_name);
+    EXECUTE v.plan->>'populate';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION verify(name text)
+RETURNS TABLE (view_name text, missing_rows bigint, extra_rows bigint, ok boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    r record;
+    v_cols text;
+BEGIN
+    p := stategrid_ivm._pipeline(name, false);
+    -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
+    FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
+        view_name := r.ods_name;
+        IF to_regclass(r.source_name) IS NULL OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN
+            missing_rows := NULL; extra_rows := NULL; ok := false;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_cols
+        FROM pg_attribute a WHERE a.attrelid = r.source_relid AND a.attnum > 0 AND NOT a.attisdropped;
+        EXECUTE format('SELECT (SELECT count(*) FROM (SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) m),'
+                       ' (SELECT count(*) FROM (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s) e)',
+                       v_cols, r.source_relid::regclass, r.ods_relid::regclass)
+        INTO missing_rows, extra_rows;
+        ok := missing_rows = 0 AND extra_rows = 0;
+        RETURN NEXT;
+    END LOOP;
+    FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
+        view_name := r.view_name;
+        EXECUTE r.plan->>'verify' INTO missing_rows, extra_rows;
+        ok := missing_rows = 0 AND extra_rows = 0;
+        RETURN NEXT;
     END LOOP;
 END
 $$;
@@ -478,11 +664,14 @@ $$;
 CREATE VIEW views AS
 SELECT p.name AS pipeline,
        s.ods_name AS view_name,
-       'ods' AS layer,
+       'ods' AS kind,
        format('mirror of %s', s.source_name) AS query,
        _count_rows(s.ods_relid) AS rows,
        p.state
-FROM source s JOIN pipeline p USING (pipeline_id);
+FROM source s JOIN pipeline p USING (pipeline_id)
+UNION ALL
+SELECT p.name, v.view_name, v.plan->>'kind', v.query, _count_rows(v.relid), p.state
+FROM view v JOIN pipeline p USING (pipeline_id);
 
 -- ---------------------------------------------------------------------------------------
 -- Privileges: only what is meant for everyone stays executable by PUBLIC.

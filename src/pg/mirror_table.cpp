@@ -19,6 +19,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "core/view_plan.hpp"
 #include "pg/seam.hpp"
 
 namespace sgivm::pg {
@@ -110,6 +111,7 @@ void MirrorTable::describe(const RelationMessage &rel) {
                 elog(ERROR, "stategrid_ivm: could not add columns to %s", mirror_sql_name_.c_str());
         });
         names = mirror_columns();
+        delta_stale_ = true;
     }
 
     cols_.clear();
@@ -189,6 +191,16 @@ void MirrorTable::prepare_statements() {
         key_array_types.push_back(k.array_type);
     }
     std::string truncate_sql = "DELETE FROM " + mirror_sql_name_;
+    if (capture_) {
+        ensure_delta_table();
+        std::string delta = delta_table(mirror_relid_);
+        auto wrap = [&](const std::string &modify) {
+            return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
+        };
+        insert_sql = wrap(insert_sql);
+        delete_sql = wrap(delete_sql);
+        truncate_sql = wrap(truncate_sql);
+    }
 
     pg_call([&] {
         auto prep = [](const std::string &sql, int n, Oid *t) {
@@ -205,6 +217,33 @@ void MirrorTable::prepare_statements() {
 }
 
 void MirrorTable::add(const RowMessage &m) { changes_->add(m); }
+
+void MirrorTable::set_capture(bool on) {
+    if (on == capture_) return;
+    if (pending()) flush();
+    capture_ = on;
+    if (changes_) prepare_statements();
+}
+
+void MirrorTable::ensure_delta_table() {
+    if (!capture_) return;
+    if (mirror_sql_name_.empty()) {
+        mirror_sql_name_ = pg_call([&] {
+            return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(mirror_relid_)),
+                                                          get_rel_name(mirror_relid_)));
+        });
+    }
+    std::string name = delta_table(mirror_relid_);
+    std::string drop = "DROP TABLE IF EXISTS " + name;
+    std::string create = "CREATE TEMP TABLE IF NOT EXISTS " + name.substr(8) + " (LIKE " + mirror_sql_name_ +
+                         ") ON COMMIT DELETE ROWS";
+    bool stale = delta_stale_;
+    pg_call([&] {
+        if (stale && SPI_execute(drop.c_str(), false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: %s failed", drop.c_str());
+        if (SPI_execute(create.c_str(), false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: %s failed", create.c_str());
+    });
+    delta_stale_ = false;
+}
 
 namespace {
 
@@ -320,7 +359,8 @@ void MirrorTable::flush() {
             kparams[k] = build_array(elems, nulls, ntouched, cols_[key_cols_[k]]);
         }
         int rc = SPI_execute_plan(delete_plan_, kparams, nullptr, false, 0);
-        if (rc != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: delete from %s failed: %s", mirror_sql_name_.c_str(), SPI_result_code_string(rc));
+        captured += capture_ ? SPI_processed : 0;
+        if (rc != (capture_ ? SPI_OK_INSERT : SPI_OK_DELETE)) elog(ERROR, "stategrid_ivm: delete from %s failed: %s", mirror_sql_name_.c_str(), SPI_result_code_string(rc));
 
         // 3. Insert the rows as they are now.
         if (nrows > 0) {
@@ -340,6 +380,7 @@ void MirrorTable::flush() {
                 params[c] = build_array(elems, nulls, nrows, cols_[c]);
             }
             rc = SPI_execute_plan(insert_plan_, params, nullptr, false, 0);
+            captured += capture_ ? SPI_processed : 0;
             if (rc != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: insert into %s failed: %s", mirror_sql_name_.c_str(), SPI_result_code_string(rc));
         }
         MemoryContextSwitchTo(old);
@@ -353,7 +394,8 @@ void MirrorTable::truncate() {
     if (!truncate_plan_) throw std::runtime_error("TRUNCATE of " + source_name_ + " before its relation message");
     pg_call([&] {
         int rc = SPI_execute_plan(truncate_plan_, nullptr, nullptr, false, 0);
-        if (rc != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", mirror_sql_name_.c_str());
+        captured += capture_ ? SPI_processed : 0;
+        if (rc != (capture_ ? SPI_OK_INSERT : SPI_OK_DELETE)) elog(ERROR, "stategrid_ivm: could not empty %s", mirror_sql_name_.c_str());
     });
 }
 

@@ -53,6 +53,14 @@ public:
     void flush();
     void truncate();
 
+    // Keep the old and new rows of every change in pg_temp.sgivm_delta_<mirror> for the
+    // views that read this mirror.
+    void set_capture(bool on);
+    bool capture() const { return capture_; }
+    void ensure_delta_table();
+    Oid mirror_relid() const { return mirror_relid_; }
+    uint64_t captured = 0;  // rows written to the delta table in this batch
+
 private:
     void prepare_statements();
     void free_plans();
@@ -70,6 +78,8 @@ private:
     SPIPlanPtr delete_plan_ = nullptr;
     SPIPlanPtr base_plan_ = nullptr;
     SPIPlanPtr truncate_plan_ = nullptr;
+    bool capture_ = false;
+    bool delta_stale_ = false;           // the mirror gained columns: recreate the delta table
     MemoryContext cxt_ = nullptr;        // column input functions
     MemoryContext flush_cxt_ = nullptr;  // reset after every flush
 };

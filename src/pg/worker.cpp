@@ -62,6 +62,22 @@ struct SourceRow {
     bool exists;
 };
 
+// A maintained view as the worker runs it: statements from the catalog's plan, prepared once.
+struct ViewMaintenance {
+    Oid relid = InvalidOid;
+    std::string name;
+    std::vector<Oid> inputs;
+    std::vector<std::string> setup, remove;
+    std::string fill, recompute, populate;
+    SPIPlanPtr fill_plan = nullptr, recompute_plan = nullptr;
+    std::vector<SPIPlanPtr> remove_plans;
+};
+
+// add_view committed while a batch ran: the batch is redone with the new view set.
+struct ViewSetChanged : std::runtime_error {
+    ViewSetChanged() : std::runtime_error("the pipeline's views changed during the batch") {}
+};
+
 // Runs f with the bootstrap superuser's rights (slot functions, our catalog), then returns to
 // the pipeline owner. The security context is restored by the transaction abort on error.
 template <typename F>
@@ -107,6 +123,10 @@ private:
     void stop_and_exit(const char *why);
     void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
     MirrorTable *mirror_for(uint32_t relid);
+    void load_views(int version);
+    void maintain_views();
+    void check_view_version();
+    int64 read_views_version();
 
     int slot_index_;
     Oid dboid_ = InvalidOid;
@@ -114,6 +134,8 @@ private:
     PipelineRow p_;
     std::vector<SourceRow> sources_;
     std::map<Oid, std::unique_ptr<MirrorTable>> mirrors_;
+    std::vector<ViewMaintenance> views_;
+    int64 views_version_ = -1;
     RepOriginId origin_ = InvalidRepOriginId;
     bool origin_ready_ = false;
     int consecutive_errors_ = 0;
@@ -241,6 +263,124 @@ void PipelineWorker::load_pipeline() {
             next.emplace(s.source_relid, std::make_unique<MirrorTable>(s.source_relid, s.mirror_relid, s.source_name));
     }
     mirrors_ = std::move(next);
+    int64 version = read_views_version();
+    if (version != views_version_) load_views(static_cast<int>(version));
+}
+
+int64 PipelineWorker::read_views_version() {
+    int64 v = 0;
+    pg_call([&] {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid argtype = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args("SELECT views_version FROM stategrid_ivm.pipeline WHERE pipeline_id = $1", 1,
+                                         &argtype, &arg, nullptr, false, 1);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline catalog");
+        bool isnull = true;
+        if (SPI_processed == 1) v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        if (isnull) v = -2;  // dropped meanwhile: the next step notices
+    });
+    return v;
+}
+
+void PipelineWorker::check_view_version() {
+    if (!views_.empty() || views_version_ > 0)
+        if (read_views_version() != views_version_) throw ViewSetChanged();
+}
+
+void PipelineWorker::load_views(int version) {
+    pg_call([&] {
+        for (ViewMaintenance &v : views_) {
+            if (v.fill_plan) SPI_freeplan(v.fill_plan);
+            if (v.recompute_plan) SPI_freeplan(v.recompute_plan);
+            for (SPIPlanPtr p : v.remove_plans) SPI_freeplan(p);
+        }
+    });
+    views_.clear();
+    pg_call([&] {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid argtype = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "SELECT v.relid, v.view_name, s.kind, s.sql FROM stategrid_ivm.view v, LATERAL ("
+                "  SELECT 'input' AS kind, x AS sql, n FROM jsonb_array_elements_text(v.plan->'input_relids') WITH ORDINALITY i(x, n)"
+                "  UNION ALL SELECT 'setup', x, n FROM jsonb_array_elements_text(v.plan->'setup') WITH ORDINALITY i(x, n)"
+                "  UNION ALL SELECT 'remove', x, n FROM jsonb_array_elements_text(v.plan->'remove') WITH ORDINALITY i(x, n)"
+                "  UNION ALL SELECT 'fill', v.plan->>'fill_affected', 1"
+                "  UNION ALL SELECT 'recompute', v.plan->>'recompute', 1"
+                "  UNION ALL SELECT 'populate', v.plan->>'populate', 1) s"
+                " WHERE v.pipeline_id = $1 ORDER BY v.view_id, s.kind, s.n",
+                1, &argtype, &arg, nullptr, false, 0);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline's views");
+    });
+    bool isnull;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        HeapTuple t = SPI_tuptable->vals[i];
+        TupleDesc d = SPI_tuptable->tupdesc;
+        Oid relid = static_cast<Oid>(std::stoul(text_of(t, d, 1, &isnull)));
+        if (views_.empty() || views_.back().relid != relid) {
+            views_.emplace_back();
+            views_.back().relid = relid;
+            views_.back().name = text_of(t, d, 2, &isnull);
+        }
+        ViewMaintenance &v = views_.back();
+        std::string kind = text_of(t, d, 3, &isnull), sql = text_of(t, d, 4, &isnull);
+        if (kind == "input") v.inputs.push_back(static_cast<Oid>(std::stoul(sql)));
+        else if (kind == "setup") v.setup.push_back(sql);
+        else if (kind == "remove") v.remove.push_back(sql);
+        else if (kind == "fill") v.fill = sql;
+        else if (kind == "recompute") v.recompute = sql;
+        else if (kind == "populate") v.populate = sql;
+    }
+    // Mirrors that views read keep their changes for them.
+    for (auto &m : mirrors_) {
+        bool read = false;
+        for (const ViewMaintenance &v : views_)
+            for (Oid in : v.inputs) read = read || in == m.second->mirror_relid();
+        m.second->set_capture(read);
+    }
+    views_version_ = version;
+}
+
+// After the mirrors: every view whose inputs changed, in dependency order, recomputed over the
+// keys or groups the changes touched. Views write their own deltas for the views above them.
+void PipelineWorker::maintain_views() {
+    if (views_.empty()) return;
+    std::map<Oid, bool> changed;
+    for (auto &m : mirrors_) changed[m.second->mirror_relid()] = m.second->captured > 0;
+    for (ViewMaintenance &v : views_) {
+        bool dirty = false;
+        for (Oid in : v.inputs) dirty = dirty || changed[in];
+        changed[v.relid] = false;
+        if (!dirty) continue;
+        uint64 written = 0;
+        pg_call([&] {
+            for (const std::string &sql : v.setup)
+                if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+            auto prepared = [](SPIPlanPtr &plan, const std::string &sql) {
+                if (!plan) {
+                    plan = SPI_prepare(sql.c_str(), 0, nullptr);
+                    if (!plan) elog(ERROR, "stategrid_ivm: could not prepare \"%s\": %s", sql.c_str(), SPI_result_code_string(SPI_result));
+                    SPI_keepplan(plan);
+                }
+                return plan;
+            };
+            if (SPI_execute_plan(prepared(v.fill_plan, v.fill), nullptr, nullptr, false, 0) < 0)
+                elog(ERROR, "stategrid_ivm: finding the rows of %s to maintain failed", v.name.c_str());
+            v.remove_plans.resize(v.remove.size(), nullptr);
+            for (size_t i = 0; i < v.remove.size(); i++) {
+                if (SPI_execute_plan(prepared(v.remove_plans[i], v.remove[i]), nullptr, nullptr, false, 0) < 0)
+                    elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
+                written += SPI_processed;
+            }
+            if (SPI_execute_plan(prepared(v.recompute_plan, v.recompute), nullptr, nullptr, false, 0) < 0)
+                elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
+            written += SPI_processed;
+        });
+        changed[v.relid] = written > 0;
+    }
 }
 
 void PipelineWorker::setup_origin() {
@@ -312,6 +452,14 @@ void PipelineWorker::backfill() {
             if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty a mirror");
             if (SPI_execute(sql.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not copy %s", s.source_name.c_str());
             copied += SPI_processed;
+        });
+    }
+    // Views start from the copied mirrors.
+    for (const ViewMaintenance &v : views_) {
+        std::string del = "DELETE FROM " + v.name;
+        pg_call([&] {
+            if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", v.name.c_str());
+            if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
         });
     }
     pg_call([&] {
@@ -404,6 +552,10 @@ bool PipelineWorker::apply_batch() {
     last_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
+    for (auto &m : mirrors_) {
+        m.second->captured = 0;
+        m.second->ensure_delta_table();
+    }
     Portal portal = nullptr;
     pg_call([&] {
         pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
@@ -442,6 +594,8 @@ bool PipelineWorker::apply_batch() {
     }
     flush_all();
     pg_call([&] { SPI_cursor_close(portal); });
+    maintain_views();
+    check_view_version();
 
     bool more = messages >= static_cast<uint64>(guc_batch_size);
     if (txns_applied_ > 0 || p_.state == "error") {
@@ -559,6 +713,15 @@ void PipelineWorker::run() {
         } catch (PgError &e) {
             error = e.what();
             if (e.data() && e.data()->detail) detail = e.data()->detail;
+        } catch (const ViewSetChanged &) {
+            pg_call([] {
+                AbortCurrentTransaction();
+                SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
+                replorigin_session_origin_lsn = InvalidXLogRecPtr;
+                replorigin_session_origin_timestamp = 0;
+            });
+            views_version_ = -1;
+            continue;
         } catch (const std::exception &e) {
             error = e.what();
         }

@@ -1,0 +1,235 @@
+// SQL generation for view maintenance by scoped recomputation. A batch's changes to a view's
+// inputs arrive as delta tables (old and new rows alike). From them the plan derives the
+// affected scope — fact keys for a projection/join view, group (or ranking partition) values for
+// an aggregate view — deletes the view's rows in that scope and inserts them recomputed from
+// the inputs restricted to the scope. Inputs are the engine's own tables, never live sources.
+#include "core/view_plan.hpp"
+
+#include <stdexcept>
+
+#include "core/cpp_only.hpp"
+
+namespace sgivm {
+
+std::string quote_identifier(const std::string &s) {
+    std::string q = "\"";
+    for (char c : s) {
+        if (c == '"') q += '"';
+        q += c;
+    }
+    return q + "\"";
+}
+
+std::string delta_table(uint32_t relid) { return "pg_temp.sgivm_delta_" + std::to_string(relid); }
+std::string affected_table(uint32_t relid) { return "pg_temp.sgivm_aff_" + std::to_string(relid); }
+
+namespace {
+
+std::string join(const std::vector<std::string> &parts, const std::string &sep) {
+    std::string s;
+    for (size_t i = 0; i < parts.size(); i++) s += (i ? sep : "") + parts[i];
+    return s;
+}
+
+std::string cte_name(const ViewInput &in) { return "sgivm_in_" + std::to_string(in.relid); }
+
+// The deparsed query with one input replaced by a CTE of the same columns. The deparser always
+// writes `schema.table alias`, so the qualified name followed by a space is unambiguous.
+std::string replace_input(const std::string &deparsed, const ViewInput &in) {
+    std::string out;
+    const std::string needle = in.qualified + " ";
+    size_t pos = 0, found = 0;
+    bool any = false;
+    while ((found = deparsed.find(needle, pos)) != std::string::npos) {
+        bool boundary = found == 0 || deparsed[found - 1] == ' ' || deparsed[found - 1] == '(' ||
+                        deparsed[found - 1] == '\n';
+        out += deparsed.substr(pos, found - pos);
+        out += boundary ? cte_name(in) + " " : needle;
+        any = any || boundary;
+        pos = found + needle.size();
+    }
+    out += deparsed.substr(pos);
+    if (!any) throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
+    return out;
+}
+
+std::vector<std::string> quoted(const std::vector<std::string> &names, const std::string &prefix = "") {
+    std::vector<std::string> q;
+    for (const std::string &n : names) q.push_back(prefix + quote_identifier(n));
+    return q;
+}
+
+std::vector<std::string> aff_columns(size_t n) {
+    std::vector<std::string> c;
+    for (size_t i = 0; i < n; i++) c.push_back("a" + std::to_string(i + 1));
+    return c;
+}
+
+// Rows of `table` (aliased t) whose scope expressions match the affected table: an indexable
+// IN for values without NULLs, and a NULL-safe match that only runs when the affected set
+// holds a NULL (a one-time filter), so the common case never scans the whole table.
+std::string scope_match(const std::vector<std::string> &exprs, const std::string &aff, bool nulls_part) {
+    std::vector<std::string> a = aff_columns(exprs.size());
+    if (!nulls_part) return "(" + join(exprs, ", ") + ") IN (SELECT " + join(a, ", ") + " FROM " + aff + ")";
+    std::vector<std::string> any_null_aff, any_null_row, match;
+    for (size_t i = 0; i < exprs.size(); i++) {
+        any_null_aff.push_back(a[i] + " IS NULL");
+        any_null_row.push_back("(" + exprs[i] + ") IS NULL");
+        match.push_back("x." + a[i] + " IS NOT DISTINCT FROM (" + exprs[i] + ")");
+    }
+    return "(SELECT EXISTS (SELECT 1 FROM " + aff + " WHERE " + join(any_null_aff, " OR ") + ")) AND (" +
+           join(any_null_row, " OR ") + ") AND EXISTS (SELECT 1 FROM " + aff + " x WHERE " + join(match, " AND ") +
+           ")";
+}
+
+// Index names are per schema: the view's relid keeps them apart.
+std::string index_name(const char *kind, uint32_t view_relid, size_t n) {
+    return std::string("sgivm_") + kind + "_" + std::to_string(view_relid) + "_" + std::to_string(n);
+}
+
+std::string capture(const std::string &modify, const std::string &delta) {
+    return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
+}
+
+}  // namespace
+
+ViewPlan plan_view(const ViewShape &s) {
+    if (s.inputs.empty()) throw std::runtime_error("a view needs at least one input");
+    if (s.columns.size() != s.types.size() || s.columns.size() != s.audit.size())
+        throw std::runtime_error("column lists of the view shape disagree");
+    ViewPlan p;
+    const std::string self_delta = delta_table(s.view_relid);
+    const std::string aff = affected_table(s.view_relid);
+    const ViewInput &first = s.inputs[0];
+    std::vector<std::string> cols = quoted(s.columns);
+
+    p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + self_delta.substr(8) + " (LIKE " + s.view_table +
+                      ") ON COMMIT DELETE ROWS");
+    p.populate = "INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") " + s.deparsed;
+
+    std::string restricted;  // the first input restricted to the affected scope
+    std::vector<std::string> view_scope;
+    if (s.kind == ViewShape::Kind::Projection) {
+        if (s.fact_key.empty() || s.key.size() != s.fact_key.size())
+            throw std::runtime_error("a projection view needs the fact table's key among its columns");
+        std::vector<std::string> fk = quoted(s.fact_key);
+        std::vector<std::string> a = aff_columns(fk.size());
+        std::vector<std::string> typed;
+        for (size_t i = 0; i < fk.size(); i++) typed.push_back(fk[i] + " AS " + a[i]);
+        p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + aff.substr(8) + " ON COMMIT DELETE ROWS AS SELECT " +
+                          join(typed, ", ") + " FROM " + first.qualified + " WITH NO DATA");
+        std::string fill = "INSERT INTO " + aff + " SELECT " + join(fk, ", ") + " FROM " + delta_table(first.relid);
+        for (const ViewShape::Join &j : s.joins) {
+            const ViewInput &dim = s.inputs.at(j.input);
+            fill += " UNION SELECT " + join(quoted(s.fact_key, "f."), ", ") + " FROM " + first.qualified + " f WHERE f." +
+                    quote_identifier(j.fact_column) + " IN (SELECT d." + quote_identifier(j.dim_column) + " FROM " +
+                    delta_table(dim.relid) + " d)";
+        }
+        p.fill_affected = fill;
+        restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, false);
+        view_scope = quoted(s.key);
+        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, false),
+                                   self_delta));
+        p.indexes.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + index_name("k", s.view_relid, 0) + " ON " +
+                            s.view_table + " (" + join(quoted(s.key), ", ") + ")");
+        for (size_t i = 0; i < s.joins.size(); i++)
+            p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("j", s.view_relid, i) + " ON " +
+                                first.qualified + " (" + quote_identifier(s.joins[i].fact_column) + ")");
+    } else {
+        if (s.scope.empty()) throw std::runtime_error("an aggregate view needs GROUP BY expressions");
+        std::vector<std::string> exprs, outs, a = aff_columns(s.scope.size()), typed;
+        for (size_t i = 0; i < s.scope.size(); i++) {
+            exprs.push_back("(" + s.group_exprs.at(s.scope[i]) + ")");
+            outs.push_back(quote_identifier(s.group_columns.at(s.scope[i])));
+            typed.push_back(exprs.back() + " AS " + a[i]);
+        }
+        p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + aff.substr(8) + " ON COMMIT DELETE ROWS AS SELECT " +
+                          join(typed, ", ") + " FROM " + first.qualified + " WITH NO DATA");
+        p.fill_affected = "INSERT INTO " + aff + " SELECT DISTINCT " + join(exprs, ", ") + " FROM " + delta_table(first.relid);
+        restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(exprs, aff, false) +
+                     " UNION ALL SELECT * FROM " + first.qualified + " WHERE " + scope_match(exprs, aff, true);
+        view_scope = outs;
+        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(outs, aff, false), self_delta));
+        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(outs, aff, true), self_delta));
+        std::vector<std::string> keycols = quoted(s.key);
+        p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("s", s.view_relid, 0) + " ON " + s.view_table +
+                            " (" + join(outs, ", ") + ")");
+        if (!s.key.empty())
+            p.indexes.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + index_name("k", s.view_relid, 0) + " ON " +
+                                s.view_table + " (" + join(keycols, ", ") + ")");
+        p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("g", s.view_relid, 0) + " ON " + first.qualified +
+                            " (" + join(exprs, ", ") + ")");
+    }
+    std::string query = "WITH " + cte_name(first) + " AS (" + restricted + ") " + replace_input(s.deparsed, first);
+    p.recompute = capture("INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") " + query, self_delta);
+
+    std::vector<std::string> compared;
+    for (size_t i = 0; i < s.columns.size(); i++)
+        if (!s.audit[i]) compared.push_back(cols[i]);
+    std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
+    std::string t = "SELECT " + join(compared, ", ") + " FROM " + s.view_table;
+    p.verify = "SELECT (SELECT count(*) FROM (" + q + " EXCEPT ALL " + t + ") m) AS missing_rows, (SELECT count(*) FROM (" +
+               t + " EXCEPT ALL " + q + ") e) AS extra_rows";
+    return p;
+}
+
+namespace {
+
+std::string json_string(const std::string &s) {
+    std::string o = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': o += "\\\""; break;
+            case '\\': o += "\\\\"; break;
+            case '\n': o += "\\n"; break;
+            case '\r': o += "\\r"; break;
+            case '\t': o += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    o += buf;
+                } else {
+                    o += static_cast<char>(c);
+                }
+        }
+    }
+    return o + "\"";
+}
+
+std::string json_array(const std::vector<std::string> &v) {
+    std::string o = "[";
+    for (size_t i = 0; i < v.size(); i++) o += (i ? "," : "") + json_string(v[i]);
+    return o + "]";
+}
+
+}  // namespace
+
+std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
+    std::vector<std::string> relids, audit;
+    for (const ViewInput &in : s.inputs) relids.push_back(std::to_string(in.relid));
+    for (size_t i = 0; i < s.columns.size(); i++)
+        if (s.audit[i]) audit.push_back(s.columns[i]);
+    std::string o = "{";
+    o += "\"kind\":" + json_string(s.kind == ViewShape::Kind::Projection ? "projection" : "aggregate");
+    o += ",\"input_relids\":[" + [&] {
+        std::string r;
+        for (size_t i = 0; i < relids.size(); i++) r += (i ? "," : "") + relids[i];
+        return r;
+    }() + "]";
+    o += ",\"columns\":" + json_array(s.columns);
+    o += ",\"types\":" + json_array(s.types);
+    o += ",\"audit_columns\":" + json_array(audit);
+    o += ",\"key\":" + json_array(s.key);
+    o += ",\"deparsed\":" + json_string(s.deparsed);
+    o += ",\"setup\":" + json_array(p.setup);
+    o += ",\"fill_affected\":" + json_string(p.fill_affected);
+    o += ",\"remove\":" + json_array(p.remove);
+    o += ",\"recompute\":" + json_string(p.recompute);
+    o += ",\"populate\":" + json_string(p.populate);
+    o += ",\"verify\":" + json_string(p.verify);
+    o += ",\"indexes\":" + json_array(p.indexes);
+    return o + "}";
+}
+
+}  // namespace sgivm

@@ -1,0 +1,63 @@
+// The shape of a maintained view (what the analyser found in its SELECT) and the SQL that
+// keeps its table current: find the keys a batch's input deltas touch, recompute exactly
+// those rows from the engine's own tables, and swap them in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sgivm {
+
+struct ViewInput {
+    uint32_t relid = 0;
+    std::string qualified;  // quoted schema.name as it appears in `deparsed`
+};
+
+struct ViewShape {
+    enum class Kind { Projection, Aggregate };
+    Kind kind = Kind::Projection;
+    std::string view_table;              // quoted schema.name of the maintained table
+    uint32_t view_relid = 0;
+    std::string deparsed;                // the analysed query; inputs appear as `qualified alias`
+    std::vector<ViewInput> inputs;       // inputs[0] is the fact (Projection) or the input (Aggregate)
+    std::vector<std::string> columns;    // output column names, in order
+    std::vector<std::string> types;      // their SQL types
+    std::vector<bool> audit;             // now()-style columns: left out of comparisons
+    std::vector<std::string> key;        // output columns forming the view's key
+
+    // Projection: the fact's key columns (names in the fact table), and the dimension joins.
+    std::vector<std::string> fact_key;
+    struct Join {
+        size_t input = 0;         // index into inputs
+        std::string fact_column;  // fact side of the equi-join
+        std::string dim_column;   // dimension side
+    };
+    std::vector<Join> joins;
+
+    // Aggregate: group expressions over the input (SQL), the output column of each, and
+    // which of them bound the recomputation (all of them, or a ranking's PARTITION BY).
+    std::vector<std::string> group_exprs;
+    std::vector<std::string> group_columns;
+    std::vector<size_t> scope;
+};
+
+// Statements, in the order the worker runs them in an apply transaction.
+struct ViewPlan {
+    std::vector<std::string> setup;     // temp tables of the worker session (idempotent)
+    std::string fill_affected;          // keys/groups the input deltas touch
+    std::vector<std::string> remove;    // rows of the view in scope, into the view's delta
+    std::string recompute;              // the scope's rows from the inputs, into the view and its delta
+    std::string populate;               // the whole view, for add_view and refresh_view
+    std::string verify;                 // one row: missing_rows, extra_rows
+    std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs
+};
+
+std::string delta_table(uint32_t relid);     // pg_temp.sgivm_delta_<relid>
+std::string affected_table(uint32_t relid);  // pg_temp.sgivm_aff_<relid>
+std::string quote_identifier(const std::string &s);
+
+ViewPlan plan_view(const ViewShape &shape);
+std::string plan_to_json(const ViewShape &shape, const ViewPlan &plan);
+
+}  // namespace sgivm

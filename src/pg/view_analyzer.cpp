@@ -1,0 +1,394 @@
+// add_view's analyser: parses and analyses a view's SELECT with PostgreSQL's parser, refuses
+// what the engine cannot maintain (naming the construct), and describes the rest as a
+// ViewShape, from which the core builds the maintenance statements.
+//
+// The tree walk is plain PostgreSQL code (palloc, ereport); C++ objects are built only from
+// its results, inside run_cpp.
+extern "C" {
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/ruleutils.h"
+
+PG_FUNCTION_INFO_V1(sgivm_plan_view);
+}
+
+#include "core/view_plan.hpp"
+#include "pg/seam.hpp"
+
+namespace {
+
+// What the walk found, in PostgreSQL memory.
+struct Analysis {
+    bool aggregate;
+    char *deparsed;
+    List *input_relids;     // Oid list, fact/input first
+    List *input_names;      // char * qualified names
+    List *columns, *types;  // char *
+    List *audit;            // int 0/1
+    List *key;              // char * output columns
+    List *fact_key;         // char * fact columns
+    List *join_inputs;      // int index into inputs
+    List *join_fact_cols, *join_dim_cols;
+    List *group_exprs, *group_columns;
+    List *scope;            // int indexes into group_exprs
+};
+
+[[noreturn]] void refuse(const char *construct, const char *hint) {
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("stategrid_ivm cannot maintain a view with %s", construct),
+                    hint ? errhint("%s", hint) : 0));
+    pg_unreachable();
+}
+
+struct ErrorQuery {
+    const char *query;
+};
+
+// Reports parser positions against the view's query text, not the calling statement.
+void view_query_error_callback(void *arg) {
+    const char *query = static_cast<ErrorQuery *>(arg)->query;
+    int pos = geterrposition();
+    if (pos > 0) {
+        errposition(0);
+        internalerrposition(pos);
+        internalerrquery(query);
+    }
+    errcontext("view query of stategrid_ivm.add_view");
+}
+
+Var *plain_var(Node *n) {
+    while (n && IsA(n, RelabelType)) n = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(n)->arg);
+    return n && IsA(n, Var) ? reinterpret_cast<Var *>(n) : nullptr;
+}
+
+bool check_functions_walker(Node *node, void *) {
+    if (!node) return false;
+    if (IsA(node, Aggref)) {
+        Aggref *a = reinterpret_cast<Aggref *>(node);
+        char *name = get_func_name(a->aggfnoid);
+        if (a->aggkind != AGGKIND_NORMAL || !name ||
+            !(strcmp(name, "sum") == 0 || strcmp(name, "count") == 0 || strcmp(name, "avg") == 0 ||
+              strcmp(name, "min") == 0 || strcmp(name, "max") == 0))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a view with aggregate %s()", name ? name : "?"),
+                            errhint("Supported aggregates: sum, count, avg, min, max (and expressions over them).")));
+    }
+    if (IsA(node, WindowFunc)) {
+        WindowFunc *w = reinterpret_cast<WindowFunc *>(node);
+        char *name = get_func_name(w->winfnoid);
+        if (!name || !(strcmp(name, "row_number") == 0 || strcmp(name, "rank") == 0 || strcmp(name, "dense_rank") == 0))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a view with window function %s()", name ? name : "?"),
+                            errhint("Supported window functions: row_number, rank, dense_rank over a GROUP BY.")));
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(check_functions_walker), nullptr);
+}
+
+bool has_vars_or_aggs(Node *n) { return contain_var_clause(n) || contain_agg_clause(n) || contain_window_function(n); }
+
+char *qualified_name(Oid relid) {
+    return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+List *key_columns_of(Oid relid) {
+    Relation r = table_open(relid, AccessShareLock);
+    Oid idx = RelationGetPrimaryKeyIndex(r);
+    if (!OidIsValid(idx)) {
+        List *indexes = RelationGetIndexList(r);
+        ListCell *lc;
+        foreach (lc, indexes) {
+            Relation ir = index_open(lfirst_oid(lc), AccessShareLock);
+            bool ok = ir->rd_index->indisunique && ir->rd_index->indimmediate && RelationGetIndexExpressions(ir) == NIL &&
+                      RelationGetIndexPredicate(ir) == NIL;
+            index_close(ir, AccessShareLock);
+            if (ok) {
+                idx = lfirst_oid(lc);
+                break;
+            }
+        }
+    }
+    List *cols = NIL;
+    if (OidIsValid(idx)) {
+        Relation ir = index_open(idx, AccessShareLock);
+        for (int i = 0; i < ir->rd_index->indnkeyatts; i++)
+            cols = lappend(cols, get_attname(relid, ir->rd_index->indkey.values[i], false));
+        index_close(ir, AccessShareLock);
+    }
+    table_close(r, AccessShareLock);
+    return cols;
+}
+
+void analyse(const char *query_text, Analysis *a) {
+    memset(a, 0, sizeof *a);
+    ErrorQuery eq{query_text};
+    ErrorContextCallback cb;
+    cb.callback = view_query_error_callback;
+    cb.arg = &eq;
+    cb.previous = error_context_stack;
+    error_context_stack = &cb;
+
+    List *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
+    if (list_length(raw) != 1) refuse("more than one statement", "Pass a single SELECT.");
+    RawStmt *rs = linitial_node(RawStmt, raw);
+    if (!IsA(rs->stmt, SelectStmt)) refuse("a statement other than SELECT", "Views are defined by a SELECT.");
+    Query *q = parse_analyze_fixedparams(rs, query_text, nullptr, 0, nullptr);
+    error_context_stack = cb.previous;
+
+    if (q->setOperations) refuse("set operations (UNION, INTERSECT, EXCEPT)", "Define one view per branch.");
+    if (q->hasDistinctOn) refuse("DISTINCT ON", "Use GROUP BY, or ROW_NUMBER in a ranking view.");
+    if (q->distinctClause) refuse("DISTINCT", "Use GROUP BY over the columns instead.");
+    if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
+    if (q->limitCount || q->limitOffset) refuse("LIMIT/OFFSET", "Filter with WHERE, or rank with ROW_NUMBER.");
+    if (q->hasSubLinks) refuse("subqueries in expressions", "Join the table instead, or define an intermediate view.");
+    if (q->cteList) refuse("WITH", "Define each step as its own view.");
+    if (q->hasTargetSRFs) refuse("set-returning functions", nullptr);
+    if (q->groupingSets) refuse("GROUPING SETS, ROLLUP or CUBE", "Define one view per grouping.");
+    if (q->rowMarks) refuse("FOR UPDATE/SHARE", nullptr);
+    check_functions_walker(reinterpret_cast<Node *>(q->targetList), nullptr);
+    check_functions_walker(q->havingQual, nullptr);
+    if (contain_mutable_functions(q->jointree->quals) || contain_mutable_functions(q->havingQual))
+        refuse("a non-immutable function in WHERE or HAVING", "Only now()-style audit columns may be non-immutable.");
+    a->aggregate = q->hasAggs || q->groupClause != NIL;
+    if (q->hasWindowFuncs && !a->aggregate)
+        refuse("a window function without GROUP BY", "Rank the rows of an aggregate view (GROUP BY ... with ROW_NUMBER() OVER (PARTITION BY ... ORDER BY sum(...)).");
+
+    // Inputs: every range table entry must be a plain table.
+    ListCell *lc;
+    foreach (lc, q->rtable) {
+        RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind == RTE_SUBQUERY) refuse("a subquery in FROM", "Define the subquery as its own view and select from that.");
+        if (rte->rtekind == RTE_FUNCTION) refuse("a function in FROM", nullptr);
+        if (rte->rtekind == RTE_VALUES) refuse("VALUES in FROM", nullptr);
+        if (rte->rtekind == RTE_RELATION) {
+            if (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE)
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("stategrid_ivm views read tables; \"%s\" is not a table", get_rel_name(rte->relid)),
+                                errhint("Name the pipeline's ODS mirrors or other maintained views.")));
+            if (!rte->alias) rte->alias = makeAlias(rte->eref->aliasname, NIL);
+        }
+    }
+
+    // FROM: one table, or a chain of INNER/LEFT equi-joins from the fact table to dimensions.
+    if (list_length(q->jointree->fromlist) != 1)
+        refuse(list_length(q->jointree->fromlist) == 0 ? "no FROM clause" : "a comma-separated FROM list",
+               "Write joins as JOIN ... ON fact.column = dimension.column.");
+    Node *from = static_cast<Node *>(linitial(q->jointree->fromlist));
+    List *dims = NIL;  // RangeTblRef index of each dimension, in join order
+    while (IsA(from, JoinExpr)) {
+        JoinExpr *j = reinterpret_cast<JoinExpr *>(from);
+        if (j->jointype == JOIN_FULL) refuse("FULL JOIN", "Use LEFT JOIN from the fact table.");
+        if (j->jointype == JOIN_RIGHT) refuse("RIGHT JOIN", "Swap the tables and use LEFT JOIN from the fact table.");
+        if (j->jointype != JOIN_INNER && j->jointype != JOIN_LEFT) refuse("this kind of join", nullptr);
+        if (!IsA(j->rarg, RangeTblRef))
+            refuse("a join whose right side is not a table", "Join the fact table to one dimension table at a time.");
+        dims = lcons(j, dims);
+        from = j->larg;
+    }
+    if (!IsA(from, RangeTblRef)) refuse("this FROM clause", nullptr);
+    int fact_index = reinterpret_cast<RangeTblRef *>(from)->rtindex;
+    RangeTblEntry *fact = rt_fetch(fact_index, q->rtable);
+    if (fact->rtekind != RTE_RELATION) refuse("this FROM clause", nullptr);
+    a->input_relids = lappend_oid(a->input_relids, fact->relid);
+    a->input_names = lappend(a->input_names, qualified_name(fact->relid));
+    if (a->aggregate && dims != NIL)
+        refuse("GROUP BY over a join", "Define the join as a view (like dwd_power_consumption_detail) and aggregate over that view.");
+    foreach (lc, dims) {
+        JoinExpr *j = static_cast<JoinExpr *>(lfirst(lc));
+        int dim_index = reinterpret_cast<RangeTblRef *>(j->rarg)->rtindex;
+        RangeTblEntry *dim = rt_fetch(dim_index, q->rtable);
+        if (dim->rtekind != RTE_RELATION) refuse("this join", nullptr);
+        // The ON clause: exactly fact.column = dimension.column.
+        Node *quals = j->quals;
+        OpExpr *op = quals && IsA(quals, OpExpr) ? reinterpret_cast<OpExpr *>(quals) : nullptr;
+        char *opname = op ? get_opname(op->opno) : nullptr;
+        Var *l = op && list_length(op->args) == 2 ? plain_var(static_cast<Node *>(linitial(op->args))) : nullptr;
+        Var *r = op && list_length(op->args) == 2 ? plain_var(static_cast<Node *>(lsecond(op->args))) : nullptr;
+        if (!op || !opname || strcmp(opname, "=") != 0 || !l || !r)
+            refuse("a join condition other than fact.column = dimension.column",
+                   "Join on one equality between a column of the fact table and a column of the dimension.");
+        if (l->varno == dim_index) std::swap(l, r);
+        if (l->varno != fact_index || r->varno != dim_index || l->varlevelsup || r->varlevelsup)
+            refuse("a join that does not start from the fact table",
+                   "Each JOIN must compare a column of the first table in FROM with the joined table.");
+        a->input_relids = lappend_oid(a->input_relids, dim->relid);
+        a->input_names = lappend(a->input_names, qualified_name(dim->relid));
+        a->join_inputs = lappend_int(a->join_inputs, list_length(a->input_relids) - 1);
+        a->join_fact_cols = lappend(a->join_fact_cols, get_attname(fact->relid, l->varattno, false));
+        a->join_dim_cols = lappend(a->join_dim_cols, get_attname(dim->relid, r->varattno, false));
+    }
+
+    // Output columns; now()-style columns (no data, not immutable) are audit columns.
+    List *seen = NIL;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if (tle->resjunk) continue;
+        if (!tle->resname || strcmp(tle->resname, "?column?") == 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+                            errmsg("column %d of the view has no name", tle->resno),
+                            errhint("Give every computed column a name with AS.")));
+        ListCell *s;
+        foreach (s, seen)
+            if (strcmp(static_cast<char *>(lfirst(s)), tle->resname) == 0)
+                ereport(ERROR, (errcode(ERRCODE_DUPLICATE_COLUMN),
+                                errmsg("column \"%s\" appears twice in the view", tle->resname),
+                                errhint("Rename one of them with AS.")));
+        seen = lappend(seen, tle->resname);
+        Node *e = reinterpret_cast<Node *>(tle->expr);
+        bool audit = false;
+        if (contain_mutable_functions(e)) {
+            if (has_vars_or_aggs(e))
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("stategrid_ivm cannot maintain column \"%s\": it calls a non-immutable function on the data",
+                                       tle->resname),
+                                errhint("Only audit columns like now() AS etl_time may be non-immutable.")));
+            audit = true;
+        }
+        Oid type = exprType(e);
+        int32 typmod = exprTypmod(e);
+        if (type == UNKNOWNOID) type = TEXTOID;
+        a->columns = lappend(a->columns, pstrdup(tle->resname));
+        a->types = lappend(a->types, format_type_with_typemod(type, typmod));
+        a->audit = lappend_int(a->audit, audit ? 1 : 0);
+    }
+
+    if (!a->aggregate) {
+        List *fk = key_columns_of(fact->relid);
+        if (fk == NIL)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+                            errmsg("table %s has no primary key to key the view by", qualified_name(fact->relid))));
+        foreach (lc, fk) {
+            const char *col = static_cast<char *>(lfirst(lc));
+            AttrNumber att = get_attnum(fact->relid, col);
+            const char *out = nullptr;
+            ListCell *t;
+            foreach (t, q->targetList) {
+                TargetEntry *tle = static_cast<TargetEntry *>(lfirst(t));
+                Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+                if (!tle->resjunk && v && v->varno == fact_index && v->varattno == att && !v->varlevelsup) {
+                    out = tle->resname;
+                    break;
+                }
+            }
+            if (!out)
+                ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+                                errmsg("the view must select the key column \"%s\" of %s", col, qualified_name(fact->relid)),
+                                errhint("Add %s to the select list: it keys the maintained rows.", col)));
+            a->fact_key = lappend(a->fact_key, pstrdup(col));
+            a->key = lappend(a->key, pstrdup(out));
+        }
+    } else {
+        List *ctx = deparse_context_for(fact->eref->aliasname, fact->relid);
+        List *group_tles = NIL;
+        ListCell *g;
+        foreach (g, q->groupClause) {
+            SortGroupClause *sgc = static_cast<SortGroupClause *>(lfirst(g));
+            TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+            if (tle->resjunk)
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("GROUP BY expression %s must be a column of the view",
+                                       deparse_expression(reinterpret_cast<Node *>(tle->expr), ctx, false, false)),
+                                errhint("Add it to the select list: the groups key the maintained rows.")));
+            group_tles = lappend(group_tles, tle);
+            a->group_exprs = lappend(a->group_exprs, deparse_expression(reinterpret_cast<Node *>(tle->expr), ctx, false, false));
+            a->group_columns = lappend(a->group_columns, pstrdup(tle->resname));
+            a->key = lappend(a->key, pstrdup(tle->resname));
+        }
+        if (group_tles == NIL)
+            refuse("aggregates without GROUP BY", "Group by at least one column (a single-row total is not supported yet).");
+        // A ranking recomputes whole partitions: its PARTITION BY must be among the groups.
+        List *partition = NIL;
+        bool first_window = true;
+        foreach (g, q->windowClause) {
+            WindowClause *wc = static_cast<WindowClause *>(lfirst(g));
+            List *this_partition = NIL;
+            ListCell *pc;
+            foreach (pc, wc->partitionClause) {
+                TargetEntry *ptle = get_sortgroupclause_tle(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList);
+                int found = -1, i = 0;
+                ListCell *gt;
+                foreach (gt, group_tles) {
+                    if (equal(static_cast<TargetEntry *>(lfirst(gt))->expr, ptle->expr)) found = i;
+                    i++;
+                }
+                if (found < 0)
+                    refuse("a window PARTITION BY expression that is not a GROUP BY expression",
+                           "Partition the ranking by grouped columns, e.g. PARTITION BY stat_date, region_id.");
+                this_partition = list_append_unique_int(this_partition, found);
+            }
+            if (!first_window && !equal(this_partition, partition))
+                refuse("window functions with different PARTITION BY", "Use the same PARTITION BY in every window.");
+            partition = this_partition;
+            first_window = false;
+        }
+        if (q->windowClause != NIL) {
+            if (partition == NIL)
+                refuse("a window function over the whole table", "Add PARTITION BY (e.g. the day and the region).");
+            a->scope = partition;
+        } else {
+            for (int i = 0; i < list_length(group_tles); i++) a->scope = lappend_int(a->scope, i);
+        }
+    }
+
+    // Deparse with nothing on the search path, so every table is written schema-qualified.
+    int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    a->deparsed = pg_get_querydef(q, false);
+    AtEOXact_GUC(true, nest);
+}
+
+}  // namespace
+
+// stategrid_ivm._plan_view(query text, view_table regclass_or_0 oid, view_name text) -> jsonb text
+extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
+    char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    Oid view_relid = PG_GETARG_OID(1);
+    char *view_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+    Analysis a;
+    analyse(query, &a);
+    char *json = sgivm::pg::run_cpp([&] {
+        sgivm::ViewShape s;
+        s.kind = a.aggregate ? sgivm::ViewShape::Kind::Aggregate : sgivm::ViewShape::Kind::Projection;
+        s.view_table = view_name;
+        s.view_relid = view_relid;
+        s.deparsed = a.deparsed;
+        ListCell *lc, *lc2;
+        forboth(lc, a.input_relids, lc2, a.input_names) s.inputs.push_back(sgivm::ViewInput{lfirst_oid(lc), static_cast<char *>(lfirst(lc2))});
+        forboth(lc, a.columns, lc2, a.types) {
+            s.columns.emplace_back(static_cast<char *>(lfirst(lc)));
+            s.types.emplace_back(static_cast<char *>(lfirst(lc2)));
+        }
+        foreach (lc, a.audit) s.audit.push_back(lfirst_int(lc) != 0);
+        foreach (lc, a.key) s.key.emplace_back(static_cast<char *>(lfirst(lc)));
+        foreach (lc, a.fact_key) s.fact_key.emplace_back(static_cast<char *>(lfirst(lc)));
+        ListCell *lc3;
+        forthree(lc, a.join_inputs, lc2, a.join_fact_cols, lc3, a.join_dim_cols)
+            s.joins.push_back(sgivm::ViewShape::Join{static_cast<size_t>(lfirst_int(lc)), static_cast<char *>(lfirst(lc2)),
+                                                     static_cast<char *>(lfirst(lc3))});
+        forboth(lc, a.group_exprs, lc2, a.group_columns) {
+            s.group_exprs.emplace_back(static_cast<char *>(lfirst(lc)));
+            s.group_columns.emplace_back(static_cast<char *>(lfirst(lc2)));
+        }
+        foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
+        std::string j = sgivm::plan_to_json(s, sgivm::plan_view(s));
+        return sgivm::pg::pg_call([&] { return pstrdup(j.c_str()); });
+    });
+    PG_RETURN_TEXT_P(cstring_to_text(json));
+}
