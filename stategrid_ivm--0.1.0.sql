@@ -615,6 +615,252 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- The State Grid warehouse out of the box (DESIGN.md section 1).
+-- ---------------------------------------------------------------------------------------
+
+-- The warehouse's views, in dependency order: plain SELECTs over the ODS mirrors, as the
+-- original Flink jobs read ods_* tables. Copy and change them for your own pipelines.
+CREATE FUNCTION stategrid_warehouse_views(OUT ord integer, OUT layer text, OUT view_name text, OUT query text)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE
+AS $views$
+VALUES
+(1, 'DWD', 'dwd_power_user_info', $q$SELECT u.user_id,
+       COALESCE(u.user_name, '未知用户') AS user_name,
+       COALESCE(u.usage_type, '未知') AS usage_type,
+       COALESCE(u.region_id, 0) AS region_id,
+       COALESCE(u.region_name, '未知地区') AS region_name,
+       u.address,
+       CASE WHEN length(u.phone) >= 7
+            THEN left(u.phone, 3) || '****' || right(u.phone, 4)
+            ELSE u.phone END AS phone,
+       u.create_time,
+       u.update_time,
+       now() AS etl_time
+FROM ods_power_user u$q$),
+(2, 'DWD', 'dwd_power_consumption_detail', $q$SELECT c.consumption_id,
+       c.user_id,
+       COALESCE(u.user_name, '未知用户') AS user_name,
+       c.consumption_amount,
+       c.consumption_cost,
+       c.consumption_date,
+       COALESCE(u.region_id, 0) AS region_id,
+       COALESCE(u.region_name, '未知地区') AS region_name,
+       COALESCE(u.usage_type, '未知') AS usage_type,
+       now() AS etl_time
+FROM ods_power_consumption c
+LEFT JOIN ods_power_user u ON c.user_id = u.user_id$q$),
+(3, 'DWS', 'dws_region_daily_stats', $q$SELECT region_id,
+       region_name,
+       consumption_date::date AS stat_date,
+       SUM(consumption_amount) AS total_consumption,
+       SUM(consumption_cost) AS total_cost,
+       COUNT(DISTINCT user_id) AS user_count,
+       ROUND(AVG(consumption_amount), 2) AS avg_consumption,
+       MAX(consumption_amount) AS max_consumption,
+       MIN(consumption_amount) AS min_consumption,
+       now() AS update_time
+FROM dwd_power_consumption_detail
+GROUP BY region_id, region_name, consumption_date::date$q$),
+(4, 'DWS', 'dws_user_ranking', $q$SELECT user_id,
+       user_name,
+       region_id,
+       region_name,
+       consumption_date::date AS stat_date,
+       SUM(consumption_amount) AS total_consumption,
+       SUM(consumption_cost) AS total_cost,
+       ROW_NUMBER() OVER (PARTITION BY consumption_date::date, region_id
+                          ORDER BY SUM(consumption_amount) DESC, user_id) AS ranking,
+       now() AS update_time
+FROM dwd_power_consumption_detail
+GROUP BY user_id, user_name, region_id, region_name, consumption_date::date$q$)
+$views$;
+
+-- One call: the whole warehouse over power_user / power_consumption (found on the caller's
+-- search_path), made of the same add_source/add_view calls a user would make, then started.
+-- Tables the user created first (as the original example did) are adopted.
+CREATE FUNCTION create_stategrid_pipeline(name text DEFAULT 'stategrid') RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_user regclass := to_regclass('power_user');
+    v_cons regclass := to_regclass('power_consumption');
+    v record;
+BEGIN
+    IF v_user IS NULL OR v_cons IS NULL THEN
+        RAISE EXCEPTION 'create_stategrid_pipeline needs the source tables power_user and power_consumption'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Create them first (examples/stategrid/schema.sql), in a schema on your search_path.';
+    END IF;
+    PERFORM stategrid_ivm.create_pipeline(name);
+    PERFORM stategrid_ivm.add_source(name, v_user);
+    PERFORM stategrid_ivm.add_source(name, v_cons);
+    FOR v IN SELECT * FROM stategrid_ivm.stategrid_warehouse_views() ORDER BY ord LOOP
+        PERFORM stategrid_ivm.add_view(name, v.view_name, v.query);
+    END LOOP;
+    PERFORM stategrid_ivm.start_pipeline(name);
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Sample State Grid data (demo and benchmarks). They write the caller's power_user and
+-- power_consumption (search_path), never anything else.
+-- ---------------------------------------------------------------------------------------
+
+-- The 31 provincial-level regions (administrative division codes) and tariffs per usage type.
+CREATE FUNCTION sample_regions(OUT region_id integer, OUT region_name text)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE AS $$
+VALUES (11,'北京'),(12,'天津'),(13,'河北'),(14,'山西'),(15,'内蒙古'),(21,'辽宁'),(22,'吉林'),
+       (23,'黑龙江'),(31,'上海'),(32,'江苏'),(33,'浙江'),(34,'安徽'),(35,'福建'),(36,'江西'),
+       (37,'山东'),(41,'河南'),(42,'湖北'),(43,'湖南'),(44,'广东'),(45,'广西'),(46,'海南'),
+       (50,'重庆'),(51,'四川'),(52,'贵州'),(53,'云南'),(54,'西藏'),(61,'陕西'),(62,'甘肃'),
+       (63,'青海'),(64,'宁夏'),(65,'新疆')
+$$;
+
+CREATE FUNCTION sample_tariffs(OUT usage_type text, OUT tariff numeric, OUT min_kwh numeric,
+                               OUT max_kwh numeric, OUT share numeric)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE AS $$
+VALUES ('居民', 0.56, 2, 30, 0.70), ('商业', 0.85, 30, 300, 0.15),
+       ('工业', 0.65, 200, 2000, 0.10), ('农业', 0.48, 10, 150, 0.05)
+$$;
+
+-- Adds `users` users across the regions and, for every user, readings_per_day readings on each
+-- of `days` days from start_date, with cost = amount x tariff and consecutive meter readings.
+-- Returns the number of readings. Deterministic for a given seed and starting state.
+CREATE FUNCTION generate_sample_data(users integer DEFAULT 30, days integer DEFAULT 3,
+                                     readings_per_day integer DEFAULT 1,
+                                     start_date date DEFAULT '2024-01-15',
+                                     seed double precision DEFAULT 0.42)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_first bigint;
+    n bigint;
+BEGIN
+    PERFORM setseed(seed);
+    SELECT coalesce(max(user_id), 0) + 1 INTO v_first FROM power_user;
+    INSERT INTO power_user (user_id, user_name, usage_type, region_id, region_name, address, phone,
+                            create_time, update_time)
+    SELECT v_first + g,
+           (ARRAY['张','王','李','赵','刘','陈','杨','黄','周','吴','徐','孙'])[1 + floor(random() * 12)::int]
+             || (ARRAY['伟','芳','娜','敏','静','强','磊','洋','艳','勇','军','杰'])[1 + floor(random() * 12)::int],
+           t.usage_type, r.region_id, r.region_name,
+           r.region_name || (ARRAY['东城','西城','朝阳','海淀','南山','福田'])[1 + floor(random() * 6)::int]
+             || '区' || (1 + floor(random() * 300)::int) || '号',
+           '1' || (ARRAY['38','39','50','86','88'])[1 + floor(random() * 5)::int]
+             || lpad(floor(random() * 100000000)::text, 8, '0'),
+           start_date - 30, start_date - 30
+    FROM generate_series(0, users - 1) g
+    CROSS JOIN LATERAL (SELECT random() + g * 0 AS u, random() + g * 0 AS v) x
+    CROSS JOIN LATERAL (SELECT * FROM stategrid_ivm.sample_regions() ORDER BY region_id
+                        OFFSET floor(x.v * 31)::int LIMIT 1) r
+    CROSS JOIN LATERAL (SELECT tt.usage_type FROM (
+                            SELECT s.usage_type, sum(s.share) OVER (ORDER BY s.usage_type) AS upto
+                            FROM stategrid_ivm.sample_tariffs() s) tt
+                        WHERE tt.upto >= x.u ORDER BY tt.upto LIMIT 1) t;
+
+    INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date,
+                                   meter_reading_before, meter_reading_after, remark)
+    SELECT user_id, amount, round(amount * tariff, 2), at,
+           base + total - amount, base + total,
+           CASE WHEN random() < 0.05 THEN '估抄' END
+    FROM (
+        SELECT u.user_id, a.amount, t.tariff, a.at,
+               round((u.user_id % 1000) * 10.0, 2) AS base,
+               sum(a.amount) OVER (PARTITION BY u.user_id ORDER BY a.at, a.k) AS total
+        FROM power_user u
+        JOIN stategrid_ivm.sample_tariffs() t ON t.usage_type = u.usage_type
+        CROSS JOIN generate_series(0, days - 1) d
+        CROSS JOIN generate_series(1, readings_per_day) k
+        CROSS JOIN LATERAL (SELECT round((t.min_kwh + random()::numeric * (t.max_kwh - t.min_kwh)) / readings_per_day, 2) AS amount,
+                                   start_date + d + make_interval(secs => floor((k - 1 + random()) * 86400.0 / readings_per_day)) AS at,
+                                   k) a
+        WHERE u.user_id >= v_first
+    ) r;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- What real data does after the fact: corrected readings, users who move to another region,
+-- late readings for past days, readings deleted as erroneous. Returns the number of changes.
+CREATE FUNCTION generate_follow_up_changes(changes integer DEFAULT 10, seed double precision DEFAULT 0.7)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    i integer;
+    v_id bigint;
+    v_user bigint;
+BEGIN
+    PERFORM setseed(seed);
+    FOR i IN 1 .. changes LOOP
+        CASE i % 4
+        WHEN 0 THEN  -- a corrected reading: amount, cost and meter after change together
+            SELECT consumption_id INTO v_id FROM power_consumption ORDER BY random() LIMIT 1;
+            UPDATE power_consumption c
+            SET consumption_amount = round(c.consumption_amount * (0.8 + random()::numeric * 0.4), 2),
+                remark = '更正'
+            WHERE c.consumption_id = v_id;
+            UPDATE power_consumption c
+            SET consumption_cost = round(c.consumption_amount * t.tariff, 2),
+                meter_reading_after = c.meter_reading_before + c.consumption_amount
+            FROM power_user u JOIN stategrid_ivm.sample_tariffs() t ON t.usage_type = u.usage_type
+            WHERE c.consumption_id = v_id AND u.user_id = c.user_id;
+        WHEN 1 THEN  -- a user moves to another region
+            UPDATE power_user u SET region_id = r.region_id, region_name = r.region_name, update_time = now()
+            FROM (SELECT * FROM stategrid_ivm.sample_regions() ORDER BY random() LIMIT 1) r
+            WHERE u.user_id = (SELECT user_id FROM power_user ORDER BY random() LIMIT 1);
+        WHEN 2 THEN  -- a late reading for a past day
+            SELECT user_id INTO v_user FROM power_user ORDER BY random() LIMIT 1;
+            INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date,
+                                           meter_reading_before, meter_reading_after, remark)
+            SELECT v_user, a, round(a * t.tariff, 2),
+                   (SELECT min(consumption_date) FROM power_consumption) + interval '3 hours',
+                   0, a, '补录'
+            FROM power_user u JOIN stategrid_ivm.sample_tariffs() t ON t.usage_type = u.usage_type
+            CROSS JOIN LATERAL (SELECT round(t.min_kwh + random()::numeric * (t.max_kwh - t.min_kwh), 2) AS a) x
+            WHERE u.user_id = v_user;
+        ELSE         -- an erroneous reading removed
+            DELETE FROM power_consumption
+            WHERE consumption_id = (SELECT consumption_id FROM power_consumption ORDER BY random() LIMIT 1);
+        END CASE;
+    END LOOP;
+    RETURN changes;
+END
+$$;
+
+-- Inserts readings at about `rate` per second for `seconds` seconds, committing ten times a
+-- second: a steady stream like meters reporting (the live view and the freshness benchmark).
+CREATE PROCEDURE simulate_readings(rate integer DEFAULT 100, seconds integer DEFAULT 60)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_start timestamptz := clock_timestamp();
+    v_tick integer := 0;
+    v_per_tick integer := greatest(1, rate / 10);
+    v_users bigint[];
+BEGIN
+    SELECT array_agg(user_id) INTO v_users FROM (SELECT user_id FROM power_user ORDER BY random() LIMIT 1000) u;
+    IF v_users IS NULL THEN
+        RAISE EXCEPTION 'simulate_readings needs users in power_user'
+            USING HINT = 'SELECT stategrid_ivm.generate_sample_data() adds some.';
+    END IF;
+    WHILE clock_timestamp() < v_start + make_interval(secs => seconds) LOOP
+        INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date,
+                                       meter_reading_before, meter_reading_after)
+        SELECT v_users[1 + floor(random() * array_length(v_users, 1))::int], a, round(a * 0.56, 2),
+               localtimestamp, 0, a
+        FROM generate_series(1, v_per_tick) g, LATERAL (SELECT round((1 + random() * 20)::numeric, 2) AS a) x;
+        COMMIT;
+        v_tick := v_tick + 1;
+        PERFORM pg_sleep(greatest(0, extract(epoch FROM v_start + v_tick * interval '100 ms' - clock_timestamp())));
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- Status views.
 -- ---------------------------------------------------------------------------------------
 
@@ -678,7 +924,7 @@ FROM view v JOIN pipeline p USING (pipeline_id);
 -- ---------------------------------------------------------------------------------------
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stategrid_ivm FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION check_setup(), change_to_text(bytea) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION check_setup(), change_to_text(bytea), stategrid_warehouse_views() TO PUBLIC;
 GRANT USAGE ON SCHEMA stategrid_ivm TO PUBLIC;
 GRANT SELECT ON pipelines, views TO PUBLIC;
 GRANT EXECUTE ON FUNCTION _runtime_status(), _count_rows(oid) TO PUBLIC;
