@@ -12,6 +12,9 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "nodes/value.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -38,6 +41,7 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 
 #include "core/change_format.hpp"
 #include "core/snapshot.hpp"
+#include "pg/change_reader.hpp"
 #include "pg/mirror_table.hpp"
 #include "pg/seam.hpp"
 #include "pg/shared_state.hpp"
@@ -118,7 +122,6 @@ private:
     bool apply_batch();
     void handle_message(const Message &m);
     void flush_all();
-    void confirm_slot(XLogRecPtr upto);
     void record_error(const std::string &message, const std::string &detail);
     void stop_and_exit(const char *why);
     void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
@@ -140,6 +143,7 @@ private:
     bool origin_ready_ = false;
     int consecutive_errors_ = 0;
     XLogRecPtr caught_up_ = InvalidXLogRecPtr;
+    ChangeReader reader_;
 
     // State of the batch being applied.
     std::optional<CopySnapshot> copy_snapshot_;
@@ -556,48 +560,40 @@ bool PipelineWorker::apply_batch() {
         m.second->captured = 0;
         m.second->ensure_delta_table();
     }
-    Portal portal = nullptr;
-    pg_call([&] {
-        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
-        Oid types[4] = {NAMEOID, INT4OID, TEXTOID, TEXTOID};
-        Datum args[4] = {DirectFunctionCall1(namein, CStringGetDatum(p_.slot.c_str())), Int32GetDatum(guc_batch_size),
-                         CStringGetTextDatum(p_.relids.c_str()), CStringGetTextDatum(p_.origin.c_str())};
-        portal = as_superuser([&] {
-            return SPI_cursor_open_with_args(
-                nullptr,
-                "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, NULL, $2,"
-                " 'relids', $3, 'skip-origin', $4)",
-                4, types, args, nullptr, true, 0);
-        });
-    });
-    uint64 messages = 0;
-    for (;;) {
-        uint64 n = 0;
-        SPITupleTable *tt = nullptr;
+    if (!reader_.is_open()) {
         pg_call([&] {
-            as_superuser([&] { SPI_cursor_fetch(portal, true, 1000); });
-            n = SPI_processed;
-            tt = SPI_tuptable;
+            List *options = list_make2(makeDefElem(pstrdup("relids"), (Node *)makeString(pstrdup(p_.relids.c_str())), -1),
+                                       makeDefElem(pstrdup("skip-origin"), (Node *)makeString(pstrdup(p_.origin.c_str())), -1));
+            reader_.open(p_.slot.c_str(), options);
         });
-        if (n == 0) break;
-        for (uint64 i = 0; i < n; i++) {
-            std::string_view bytes = pg_call([&] {
-                bool isnull;
-                Datum d = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
-                bytea *b = DatumGetByteaPP(d);
-                return std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-            });
-            handle_message(decode(bytes));
-            messages++;
-        }
-        pg_call([&] { SPI_freetuptable(tt); });
     }
+    bool more = false;
+    pg_call([&] {
+        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: decoding changes");
+        more = reader_.read(flushed, static_cast<uint64>(guc_batch_size));
+        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
+    });
+    TupleTableSlot *slot = pg_call([&] { return MakeSingleTupleTableSlot(reader_.message_desc(), &TTSOpsMinimalTuple); });
+    for (;;) {
+        std::string_view bytes;
+        bool got = pg_call([&] {
+            if (!tuplestore_gettupleslot(reader_.messages(), true, false, slot)) return false;
+            bool isnull;
+            bytea *b = DatumGetByteaPP(slot_getattr(slot, 1, &isnull));
+            bytes = std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+            return true;
+        });
+        if (!got) break;
+        handle_message(decode(bytes));
+    }
+    pg_call([&] {
+        ExecDropSingleTupleTableSlot(slot);
+        reader_.release_messages();
+    });
     flush_all();
-    pg_call([&] { SPI_cursor_close(portal); });
     maintain_views();
     check_view_version();
 
-    bool more = messages >= static_cast<uint64>(guc_batch_size);
     if (txns_applied_ > 0 || p_.state == "error") {
         pg_call([&] {
             Datum args[5] = {Int32GetDatum(pipeline_id_), LSNGetDatum(last_end_lsn_), TimestampTzGetDatum(last_commit_time_),
@@ -628,28 +624,11 @@ bool PipelineWorker::apply_batch() {
         replorigin_session_origin_lsn = InvalidXLogRecPtr;
         replorigin_session_origin_timestamp = 0;
     });
+    XLogRecPtr position = pg_call([&] { return reader_.position(); });
     if (!more) caught_up_ = flushed;
-    confirm_slot(more ? last_end_lsn_ : flushed);
+    pg_call([&] { reader_.confirm(more ? last_end_lsn_ : position); });
     publish(more ? InvalidXLogRecPtr : flushed, more ? last_commit_time_ : 0, true);
     return more;
-}
-
-// Only after the commit: the slot may forget what is now safely applied.
-void PipelineWorker::confirm_slot(XLogRecPtr upto) {
-    if (upto == InvalidXLogRecPtr) return;
-    begin_xact();
-    pg_call([&] {
-        Oid types[2] = {NAMEOID, LSNOID};
-        Datum args[2] = {DirectFunctionCall1(namein, CStringGetDatum(p_.slot.c_str())), LSNGetDatum(upto)};
-        int rc = as_superuser([&] {
-            return SPI_execute_with_args(
-                "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2) FROM pg_catalog.pg_replication_slots"
-                " WHERE slot_name = $1 AND confirmed_flush_lsn < $2",
-                2, types, args, nullptr, false, 0);
-        });
-        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not advance the replication slot");
-    });
-    commit_xact();
 }
 
 bool PipelineWorker::step() {
@@ -714,11 +693,12 @@ void PipelineWorker::run() {
             error = e.what();
             if (e.data() && e.data()->detail) detail = e.data()->detail;
         } catch (const ViewSetChanged &) {
-            pg_call([] {
+            pg_call([&] {
                 AbortCurrentTransaction();
                 SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
                 replorigin_session_origin_lsn = InvalidXLogRecPtr;
                 replorigin_session_origin_timestamp = 0;
+                reader_.close();
             });
             views_version_ = -1;
             continue;
@@ -733,6 +713,11 @@ void PipelineWorker::run() {
                 replorigin_session_origin_lsn = InvalidXLogRecPtr;
                 replorigin_session_origin_timestamp = 0;
             });
+            // The decoding state may be half-way through a record: start over from the slot.
+            try {
+                pg_call([&] { reader_.close(); });
+            } catch (PgError &) {
+            }
             try {
                 record_error(error, detail);
             } catch (PgError &e) {
