@@ -9,6 +9,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(sgivm_change_to_text);
@@ -24,19 +25,35 @@ using namespace sgivm;
 
 namespace {
 
-// Table and column names of a relation as the catalog has them now (null if it is gone).
+// Table and column names of a relation as the catalog has them now (null if it is gone); key
+// columns marked as the plugin marks them (replica identity index, else primary key).
 std::unique_ptr<RelationMessage> catalog_relation(uint32_t relid) {
     char *nsp = nullptr, *rel = nullptr;
-    List *cols = NIL;
+    List *names = NIL, *is_key = NIL;
     pg::pg_call([&] {
         rel = get_rel_name(relid);
         if (!rel) return;
         nsp = get_namespace_name(get_rel_namespace(relid));
+        List *keys = NIL;
+        Relation r = RelationIdGetRelation(relid);
+        if (RelationIsValid(r)) {
+            Oid idx = RelationGetReplicaIndex(r);
+            if (!OidIsValid(idx)) idx = RelationGetPrimaryKeyIndex(r);
+            if (OidIsValid(idx)) {
+                Relation ir = RelationIdGetRelation(idx);
+                for (int i = 0; i < ir->rd_index->indnkeyatts; i++) keys = lappend_int(keys, ir->rd_index->indkey.values[i]);
+                RelationClose(ir);
+            }
+            RelationClose(r);
+        }
         for (AttrNumber a = 1;; a++) {
             HeapTuple tp = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a));
             if (!HeapTupleIsValid(tp)) break;
             Form_pg_attribute att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tp));
-            if (!att->attisdropped && !att->attgenerated) cols = lappend(cols, pstrdup(NameStr(att->attname)));
+            if (!att->attisdropped && !att->attgenerated) {
+                names = lappend(names, pstrdup(NameStr(att->attname)));
+                is_key = lappend_int(is_key, list_member_int(keys, a) ? 1 : 0);
+            }
             ReleaseSysCache(tp);
         }
     });
@@ -45,8 +62,8 @@ std::unique_ptr<RelationMessage> catalog_relation(uint32_t relid) {
     r->relid = relid;
     r->schema = nsp;
     r->name = rel;
-    ListCell *lc;
-    foreach (lc, cols) r->columns.push_back(Column{static_cast<const char *>(lfirst(lc)), 0, -1, false});
+    for (int i = 0; i < list_length(names); i++)
+        r->columns.push_back(Column{static_cast<const char *>(list_nth(names, i)), 0, -1, list_nth_int(is_key, i) != 0});
     return r;
 }
 
