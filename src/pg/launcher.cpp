@@ -19,6 +19,8 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/slot.h"
+#include "access/xlog.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -189,6 +191,32 @@ void manage_pipeline_workers() {
     }
 }
 
+// A paused or failing pipeline keeps its slot's WAL: say so in the log past the threshold,
+// at most once an hour per slot (the pipelines view shows the figure at any time).
+void warn_retained_wal() {
+    static TimestampTz last_warned[1024];
+    if (guc_wal_warning_mb <= 0) return;
+    XLogRecPtr now_lsn = GetXLogInsertRecPtr();
+    TimestampTz now = GetCurrentTimestamp();
+    LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+    for (int i = 0; i < max_replication_slots && i < 1024; i++) {
+        ReplicationSlot *slot = &ReplicationSlotCtl->replication_slots[i];
+        if (!slot->in_use || strncmp(NameStr(slot->data.name), "sgivm_", 6) != 0) continue;
+        XLogRecPtr restart = slot->data.restart_lsn;
+        if (restart == InvalidXLogRecPtr || now_lsn <= restart) continue;
+        uint64 retained_mb = (now_lsn - restart) / (1024 * 1024);
+        if (retained_mb < static_cast<uint64>(guc_wal_warning_mb)) continue;
+        if (!TimestampDifferenceExceeds(last_warned[i], now, 3600 * 1000)) continue;
+        last_warned[i] = now;
+        ereport(WARNING, (errmsg("stategrid_ivm: replication slot \"%s\" retains " UINT64_FORMAT " MB of WAL",
+                                 NameStr(slot->data.name), retained_mb),
+                          errdetail("Its pipeline is paused, failing or behind; the WAL stays until it catches up."),
+                          errhint("SELECT * FROM stategrid_ivm.pipelines shows which; resume or repair it, or drop it with "
+                                  "stategrid_ivm.drop_pipeline(). max_slot_wal_keep_size caps what a slot may keep.")));
+    }
+    LWLockRelease(ReplicationSlotControlLock);
+}
+
 long next_wake_ms() {
     TimestampTz now = GetCurrentTimestamp();
     long wait = 1000;
@@ -259,6 +287,7 @@ void sgivm_launcher_main(Datum) {
         }
         start_probes();
         manage_pipeline_workers();
+        warn_retained_wal();
 
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, next_wake_ms(), PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);

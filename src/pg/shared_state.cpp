@@ -26,6 +26,7 @@ SharedState *shared = nullptr;
 int guc_batch_size = 10000;
 int guc_naptime_ms = 1000;
 int guc_max_pipelines = 16;
+int guc_wal_warning_mb = 1024;
 
 static shmem_request_hook_type prev_shmem_request_hook = nullptr;
 static shmem_startup_hook_type prev_shmem_startup_hook = nullptr;

@@ -48,6 +48,7 @@ extern SharedState *shared;
 extern int guc_batch_size;
 extern int guc_naptime_ms;
 extern int guc_max_pipelines;
+extern int guc_wal_warning_mb;
 
 void request_shared_memory();
 void install_shared_memory_hooks();
