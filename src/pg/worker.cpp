@@ -360,6 +360,7 @@ void PipelineWorker::maintain_views() {
         changed[v.relid] = false;
         if (!dirty) continue;
         uint64 written = 0;
+        try {
         pg_call([&] {
             for (const std::string &sql : v.setup)
                 if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
@@ -383,6 +384,10 @@ void PipelineWorker::maintain_views() {
                 elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
             written += SPI_processed;
         });
+        } catch (PgError &e) {
+            // Name the view: the statement's own message rarely does.
+            throw std::runtime_error("maintaining view " + v.name + ": " + e.what());
+        }
         changed[v.relid] = written > 0;
     }
 }
