@@ -561,7 +561,7 @@ DECLARE
     v stategrid_ivm.view;
     n bigint;
 BEGIN
-    SELECT * INTO v FROM stategrid_ivm.view WHERE relid = view_name;
+    SELECT * INTO v FROM stategrid_ivm.view WHERE relid = refresh_view.view_name;
     IF NOT FOUND THEN
         RAISE EXCEPTION '% is not a maintained view', view_name
             USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
@@ -873,8 +873,12 @@ SELECT p.name,
             ELSE greatest(0, pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
                                greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)))::bigint
        END AS lag_bytes,
-       CASE WHEN r.oldest_unapplied_commit IS NULL THEN 0
-            ELSE greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
+       CASE WHEN r.oldest_unapplied_commit IS NOT NULL
+                THEN greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
+            -- a failing worker cannot say what waits: count from its last good batch
+            WHEN p.state = 'error'
+                THEN greatest(0, extract(epoch FROM clock_timestamp() - coalesce(r.last_batch_at, p.last_error_at)))
+            ELSE 0
        END::double precision AS lag_seconds,
        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
        p.transactions_applied,
@@ -923,7 +927,7 @@ FROM view v JOIN pipeline p USING (pipeline_id);
 -- Privileges: only what is meant for everyone stays executable by PUBLIC.
 -- ---------------------------------------------------------------------------------------
 
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA stategrid_ivm FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA stategrid_ivm FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION check_setup(), change_to_text(bytea), stategrid_warehouse_views() TO PUBLIC;
 GRANT USAGE ON SCHEMA stategrid_ivm TO PUBLIC;
 GRANT SELECT ON pipelines, views TO PUBLIC;

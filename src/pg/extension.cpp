@@ -24,9 +24,11 @@ void _PG_init(void) {
     DefineCustomIntVariable("stategrid_ivm.naptime",
                             "How long an idle pipeline worker sleeps before looking for changes it was not woken for.",
                             nullptr, &guc_naptime_ms, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("stategrid_ivm.max_pipelines",
-                            "Pipelines that can run at the same time in the whole cluster.",
-                            nullptr, &guc_max_pipelines, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    // A postmaster setting can only be defined while the server starts.
+    if (process_shared_preload_libraries_in_progress)
+        DefineCustomIntVariable("stategrid_ivm.max_pipelines",
+                                "Pipelines that can run at the same time in the whole cluster.",
+                                nullptr, &guc_max_pipelines, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("stategrid_ivm.wal_warning_size",
                             "WAL retained by a pipeline's slot past which the launcher logs a warning (0: never).",
                             nullptr, &guc_wal_warning_mb, 1024, 0, INT_MAX / 2, PGC_SIGHUP, GUC_UNIT_MB, nullptr, nullptr, nullptr);

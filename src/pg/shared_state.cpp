@@ -73,6 +73,7 @@ PipelineSlot *find_slot(Oid dboid, int32 pipeline_id) {
 void request_probe(Oid dboid) {
     if (!shared) return;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    shared->generation++;
     bool queued = false;
     for (int i = 0; i < shared->nprobe; i++)
         if (shared->probe_dbs[i] == dboid) queued = true;

@@ -36,6 +36,7 @@ struct SharedState {
     pid_t launcher_pid;
     Latch *launcher_latch;
     bool probe_all;                     // look at every database again
+    uint64 generation;                  // bumped whenever a pipeline's catalog row changes
     int nprobe;
     Oid probe_dbs[kMaxProbeRequests];   // databases whose pipelines changed
     int nslots;

@@ -731,9 +731,11 @@ void PipelineWorker::run() {
             long delay = Min(60000L, 1000L << Min(consecutive_errors_ - 1, 6));
             TimestampTz until = TimestampTzPlusMilliseconds(pg_call([] { return GetCurrentTimestamp(); }), delay);
             pg_call([&] {
+                // resume_pipeline() (any catalog change of the database) cuts the wait short
+                uint64 generation = shared->generation;
                 for (;;) {
                     long left = (long)((until - GetCurrentTimestamp()) / 1000);
-                    if (left <= 0) break;
+                    if (left <= 0 || shared->generation != generation) break;
                     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
                     ResetLatch(MyLatch);
                     CHECK_FOR_INTERRUPTS();
