@@ -4,7 +4,7 @@
 #   bash scripts/test.sh
 #
 # 1. scripts/install-deps.sh (only when root)
-# 2. make && make install
+# 2. scripts/build-install.sh (make && make install)
 # 3. GoogleTest suite of src/core: cmake -S . -B build/unit, build, ctest
 # 4. a fresh temporary PostgreSQL cluster with the extension's settings (owned by postgres when
 #    run as root, under a mktemp directory, unix socket only, port $SGIVM_TEST_PORT or 54331)
@@ -104,20 +104,12 @@ if sg_is_root; then
 fi
 
 # ---- 2. build and install -----------------------------------------------------------------------
-step "make"
-if ! make -j"$JOBS" </dev/null; then
-    record build 0 1 "make failed"
+# The same build step as the demo and the Docker image (make, make install).
+step "build and install (scripts/build-install.sh)"
+if ! SGIVM_JOBS=$JOBS bash scripts/build-install.sh; then
+    record build 0 1 "scripts/build-install.sh failed (make or make install; root needed to write into $("$PG_CONFIG" --pkglibdir))"
     finish
 fi
-step "make install"
-if ! make install </dev/null >"${TMPDIR:-/tmp}/sgivm-install.$$.log" 2>&1; then
-    cat "${TMPDIR:-/tmp}/sgivm-install.$$.log"
-    rm -f "${TMPDIR:-/tmp}/sgivm-install.$$.log"
-    record install 0 1 "make install failed (root needed to write into $("$PG_CONFIG" --pkglibdir))"
-    finish
-fi
-rm -f "${TMPDIR:-/tmp}/sgivm-install.$$.log"
-echo "installed into $("$PG_CONFIG" --pkglibdir)"
 
 # ---- 3. GoogleTest (ctest) ----------------------------------------------------------------------
 step "GoogleTest (ctest)"
