@@ -109,6 +109,10 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_notify_launcher';
 CREATE FUNCTION _wake_pipeline(pipeline_id integer) RETURNS void
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_wake_pipeline';
 
+-- The role a session runs as (SET ROLE), also inside SECURITY DEFINER functions.
+CREATE FUNCTION _calling_role() RETURNS oid
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'sgivm_calling_role';
+
 -- What the workers of this database keep in shared memory.
 CREATE FUNCTION _runtime_status(
     OUT pipeline_id integer, OUT worker_pid integer, OUT caught_up_lsn pg_lsn,
@@ -120,9 +124,12 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_runtime_status';
 -- Helpers.
 -- ---------------------------------------------------------------------------------------
 
+-- Finds a pipeline and checks that the calling role may change it. SECURITY DEFINER so that the
+-- owner check, not a missing grant on the catalog, is what a non-owner runs into.
 CREATE FUNCTION _pipeline(p_name text, p_for_change boolean DEFAULT true)
 RETURNS pipeline
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -138,7 +145,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
     END IF;
-    IF p_for_change AND NOT pg_has_role(current_user, p.owner, 'MEMBER') THEN
+    IF p_for_change AND NOT pg_has_role(stategrid_ivm._calling_role(), p.owner, 'MEMBER') THEN
         RAISE EXCEPTION 'must be the owner of pipeline "%" (%)', p_name, p.owner::regrole
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -250,6 +257,11 @@ BEGIN
             USING ERRCODE = 'invalid_table_definition',
                   HINT = format('Add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (...): the mirror is kept by key.', source);
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = source AND i.indisprimary AND NOT i.indimmediate) THEN
+        RAISE EXCEPTION 'the primary key of table % is deferrable', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'A deferrable key cannot identify rows in the WAL (replica identity): make it NOT DEFERRABLE.';
+    END IF;
     IF (SELECT relreplident FROM pg_class WHERE oid = source) = 'n' THEN
         RAISE EXCEPTION 'table % has REPLICA IDENTITY NOTHING', source
             USING ERRCODE = 'invalid_table_definition',
@@ -260,7 +272,14 @@ BEGIN
             USING ERRCODE = 'duplicate_object';
     END IF;
 
-    v_ods_name := coalesce(ods_table, format('%I.%I', v_nsp, 'ods_' || v_rel));
+    -- an unqualified mirror name goes next to the source
+    IF ods_table IS NULL THEN
+        v_ods_name := format('%I.%I', v_nsp, 'ods_' || v_rel);
+    ELSIF array_length(parse_ident(ods_table), 1) = 1 THEN
+        v_ods_name := format('%I.%I', v_nsp, (parse_ident(ods_table))[1]);
+    ELSE
+        v_ods_name := ods_table;
+    END IF;
     v_ods := to_regclass(v_ods_name);
     IF v_ods IS NULL THEN
         -- same columns (generated ones stay generated), same primary key, owned by the caller
@@ -521,6 +540,20 @@ BEGIN
             RAISE EXCEPTION 'table % already exists and lacks the view''s columns %', v_qualified, v_missing
                 USING ERRCODE = 'duplicate_table',
                       HINT = 'Choose another view name, add the columns, or drop the table.';
+        END IF;
+        -- the same kind of type (an INT column for a bigint count is accepted, text for a number not)
+        SELECT string_agg(format('%I (%s, the view gives %s)', c, format_type(a.atttypid, a.atttypmod), t), ', ')
+        INTO v_missing
+        FROM jsonb_array_elements_text(v_plan->'columns') WITH ORDINALITY AS c(c, n)
+        JOIN jsonb_array_elements_text(v_plan->'types') WITH ORDINALITY AS t(t, m) ON m = n
+        JOIN pg_attribute a ON a.attrelid = v_relid AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped
+        JOIN pg_type ta ON ta.oid = a.atttypid
+        JOIN pg_type tv ON tv.oid = to_regtype(t)
+        WHERE ta.typcategory <> tv.typcategory;
+        IF v_missing IS NOT NULL THEN
+            RAISE EXCEPTION 'table % already exists with columns of other types: %', v_qualified, v_missing
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'Choose another view name, or change the column types.';
         END IF;
         SELECT string_agg(quote_ident(a.attname), ', ') INTO v_missing
         FROM pg_attribute a
@@ -876,8 +909,11 @@ SELECT p.name,
        CASE WHEN r.oldest_unapplied_commit IS NOT NULL
                 THEN greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
             -- a failing worker cannot say what waits: count from its last good batch
-            WHEN p.state = 'error'
-                THEN greatest(0, extract(epoch FROM clock_timestamp() - coalesce(r.last_batch_at, p.last_error_at)))
+            -- without a running worker nobody knows what waits: count from its last good batch
+            WHEN p.state IN ('error', 'paused') AND pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
+                     greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)) > 0
+                THEN greatest(0, extract(epoch FROM clock_timestamp()
+                                         - coalesce(r.last_batch_at, p.applied_commit_time, p.last_error_at, p.started_at)))
             ELSE 0
        END::double precision AS lag_seconds,
        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
@@ -931,4 +967,4 @@ REVOKE ALL ON ALL ROUTINES IN SCHEMA stategrid_ivm FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION check_setup(), change_to_text(bytea), stategrid_warehouse_views() TO PUBLIC;
 GRANT USAGE ON SCHEMA stategrid_ivm TO PUBLIC;
 GRANT SELECT ON pipelines, views TO PUBLIC;
-GRANT EXECUTE ON FUNCTION _runtime_status(), _count_rows(oid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION _runtime_status(), _count_rows(oid), _pipeline(text, boolean), _calling_role() TO PUBLIC;

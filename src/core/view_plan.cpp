@@ -33,24 +33,17 @@ std::string join(const std::vector<std::string> &parts, const std::string &sep) 
 
 std::string cte_name(const ViewInput &in) { return "sgivm_in_" + std::to_string(in.relid); }
 
-// The deparsed query with one input replaced by a CTE of the same columns. The deparser always
-// writes `schema.table alias`, so the qualified name followed by a space is unambiguous.
+// The deparsed query with its first table (the fact, or the aggregate's input) replaced by a CTE
+// of the same columns. The deparser always writes `schema.table alias`, and the first table comes
+// first; a self-join's second reference stays the whole table.
 std::string replace_input(const std::string &deparsed, const ViewInput &in) {
-    std::string out;
     const std::string needle = in.qualified + " ";
-    size_t pos = 0, found = 0;
-    bool any = false;
-    while ((found = deparsed.find(needle, pos)) != std::string::npos) {
-        bool boundary = found == 0 || deparsed[found - 1] == ' ' || deparsed[found - 1] == '(' ||
-                        deparsed[found - 1] == '\n';
-        out += deparsed.substr(pos, found - pos);
-        out += boundary ? cte_name(in) + " " : needle;
-        any = any || boundary;
-        pos = found + needle.size();
+    for (size_t found = deparsed.find(needle); found != std::string::npos; found = deparsed.find(needle, found + 1)) {
+        char before = found == 0 ? ' ' : deparsed[found - 1];
+        if (before == ' ' || before == '(' || before == '\n')
+            return deparsed.substr(0, found) + cte_name(in) + " " + deparsed.substr(found + needle.size());
     }
-    out += deparsed.substr(pos);
-    if (!any) throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
-    return out;
+    throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
 }
 
 std::vector<std::string> quoted(const std::vector<std::string> &names, const std::string &prefix = "") {
@@ -61,7 +54,8 @@ std::vector<std::string> quoted(const std::vector<std::string> &names, const std
 
 std::vector<std::string> aff_columns(size_t n) {
     std::vector<std::string> c;
-    for (size_t i = 0; i < n; i++) c.push_back("a" + std::to_string(i + 1));
+    // named apart from user columns: the NULL-safe match refers to both in one subquery
+    for (size_t i = 0; i < n; i++) c.push_back("sgivm_k" + std::to_string(i + 1));
     return c;
 }
 
@@ -126,9 +120,14 @@ ViewPlan plan_view(const ViewShape &s) {
                     delta_table(dim.relid) + " d)";
         }
         p.fill_affected = fill;
-        restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, false);
+        // A primary key has no NULLs, but a maintained view used as the fact may: the NULL-safe
+        // halves only run when the affected set holds a NULL.
+        restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, false) +
+                     " UNION ALL SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, true);
         view_scope = quoted(s.key);
         p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, false),
+                                   self_delta));
+        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, true),
                                    self_delta));
         p.indexes.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + index_name("k", s.view_relid, 0) + " ON " +
                             s.view_table + " (" + join(quoted(s.key), ", ") + ")");

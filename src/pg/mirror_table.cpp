@@ -203,8 +203,10 @@ void MirrorTable::prepare_statements() {
     }
 
     pg_call([&] {
+        // Custom plans always: a generic plan for "key = ANY($1)" over a small, analysed mirror
+        // is a sequential scan, and then each flush compares every row with every key.
         auto prep = [](const std::string &sql, int n, Oid *t) {
-            SPIPlanPtr p = SPI_prepare(sql.c_str(), n, t);
+            SPIPlanPtr p = SPI_prepare_cursor(sql.c_str(), n, t, CURSOR_OPT_CUSTOM_PLAN);
             if (!p) elog(ERROR, "stategrid_ivm: could not prepare \"%s\": %s", sql.c_str(), SPI_result_code_string(SPI_result));
             SPI_keepplan(p);
             return p;

@@ -16,6 +16,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(sgivm_notify_launcher);
 PG_FUNCTION_INFO_V1(sgivm_wake_pipeline);
 PG_FUNCTION_INFO_V1(sgivm_runtime_status);
+PG_FUNCTION_INFO_V1(sgivm_calling_role);
 }
 
 #include "pg/shared_state.hpp"
@@ -175,3 +176,5 @@ extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
     LWLockRelease(shared->lock);
     PG_RETURN_VOID();
 }
+
+extern "C" Datum sgivm_calling_role(PG_FUNCTION_ARGS) { PG_RETURN_OID(GetOuterUserId()); }

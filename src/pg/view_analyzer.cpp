@@ -11,6 +11,7 @@ extern "C" {
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
@@ -100,6 +101,25 @@ bool check_functions_walker(Node *node, void *) {
                             errhint("Supported window functions: row_number, rank, dense_rank over a GROUP BY.")));
     }
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(check_functions_walker), nullptr);
+}
+
+// True if the expression calls a non-immutable function other than the clock (now() and
+// friends, the SQL-standard CURRENT_TIMESTAMP family): those make audit columns, nothing else does.
+bool non_clock_mutable_walker(Node *node, void *) {
+    if (!node) return false;
+    if (IsA(node, NextValueExpr)) return true;
+    if (IsA(node, FuncExpr) || IsA(node, OpExpr)) {
+        Oid fn = IsA(node, FuncExpr) ? reinterpret_cast<FuncExpr *>(node)->funcid : get_opcode(reinterpret_cast<OpExpr *>(node)->opno);
+        if (func_volatile(fn) != PROVOLATILE_IMMUTABLE) {
+            char *name = get_func_name(fn);
+            static const char *clock[] = {"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp",
+                                          "timestamptz", "timestamp", "date", "timezone", nullptr};
+            bool allowed = false;
+            for (int i = 0; clock[i] && name; i++) allowed = allowed || strcmp(name, clock[i]) == 0;
+            if (!allowed) return true;
+        }
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(non_clock_mutable_walker), nullptr);
 }
 
 bool has_vars_or_aggs(Node *n) { return contain_var_clause(n) || contain_agg_clause(n) || contain_window_function(n); }
@@ -228,6 +248,14 @@ void analyse(const char *query_text, Analysis *a) {
         if (l->varno != fact_index || r->varno != dim_index || l->varlevelsup || r->varlevelsup)
             refuse("a join that does not start from the fact table",
                    "Each JOIN must compare a column of the first table in FROM with the joined table.");
+        // A dimension row per fact row at most: the join column must be the dimension's key.
+        List *dim_key = key_columns_of(dim->relid);
+        char *dim_col = get_attname(dim->relid, r->varattno, false);
+        if (list_length(dim_key) != 1 || strcmp(static_cast<char *>(linitial(dim_key)), dim_col) != 0)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a join on %s.%s: it is not the key of that table",
+                                   qualified_name(dim->relid), dim_col),
+                            errhint("Join the fact table to a dimension on the dimension's primary key, so that each fact row meets at most one dimension row.")));
         a->input_relids = lappend_oid(a->input_relids, dim->relid);
         a->input_names = lappend(a->input_names, qualified_name(dim->relid));
         a->join_inputs = lappend_int(a->join_inputs, list_length(a->input_relids) - 1);
@@ -254,7 +282,7 @@ void analyse(const char *query_text, Analysis *a) {
         Node *e = reinterpret_cast<Node *>(tle->expr);
         bool audit = false;
         if (contain_mutable_functions(e)) {
-            if (has_vars_or_aggs(e))
+            if (has_vars_or_aggs(e) || non_clock_mutable_walker(e, nullptr))
                 ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                                 errmsg("stategrid_ivm cannot maintain column \"%s\": it calls a non-immutable function on the data",
                                        tle->resname),

@@ -114,7 +114,7 @@ public:
 
 private:
     bool step();  // true when more work is waiting
-    void begin_xact();
+    void begin_xact(bool repeatable_read = false);
     void commit_xact();
     void load_pipeline();
     void setup_origin();
@@ -152,14 +152,17 @@ private:
     uint64_t pending_changes_ = 0;
     uint64_t txns_applied_ = 0, rows_applied_ = 0;
     XLogRecPtr last_end_lsn_ = InvalidXLogRecPtr;
+    XLogRecPtr last_seen_end_lsn_ = InvalidXLogRecPtr;  // skipped transactions included
     TimestampTz last_commit_time_ = 0;
     TimestampTz first_commit_time_ = 0;
 };
 
-void PipelineWorker::begin_xact() {
+void PipelineWorker::begin_xact(bool repeatable_read) {
     pg_call([&] {
         SetCurrentStatementStartTimestamp();
         StartTransactionCommand();
+        // The backfill copies every source under the one snapshot it records.
+        if (repeatable_read) XactIsoLevel = XACT_REPEATABLE_READ;
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "stategrid_ivm: SPI_connect failed");
         PushActiveSnapshot(GetTransactionSnapshot());
     });
@@ -535,6 +538,7 @@ void PipelineWorker::handle_message(const Message &m) {
             }
             break;
         case MessageKind::Commit:
+            last_seen_end_lsn_ = m.commit.end_lsn;
             if (!skipping_) {
                 txns_applied_++;
                 last_end_lsn_ = m.commit.end_lsn;
@@ -558,7 +562,7 @@ bool PipelineWorker::apply_batch() {
     origin_progress_ = pg_call([] { return replorigin_session_get_progress(false); });
     skipping_ = false;
     pending_changes_ = txns_applied_ = rows_applied_ = 0;
-    last_end_lsn_ = InvalidXLogRecPtr;
+    last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
     for (auto &m : mirrors_) {
@@ -631,7 +635,7 @@ bool PipelineWorker::apply_batch() {
     });
     XLogRecPtr position = pg_call([&] { return reader_.position(); });
     if (!more) caught_up_ = flushed;
-    pg_call([&] { reader_.confirm(more ? last_end_lsn_ : position); });
+    pg_call([&] { reader_.confirm(more ? last_seen_end_lsn_ : position); });
     publish(more ? InvalidXLogRecPtr : flushed, more ? last_commit_time_ : 0, true);
     return more;
 }
@@ -642,6 +646,9 @@ bool PipelineWorker::step() {
     setup_origin();
     pg_call([&] { SetUserIdAndSecContext(p_.owner, SECURITY_LOCAL_USERID_CHANGE); });
     if (p_.state == "backfilling" || (p_.state == "error" && p_.backfill_lsn == InvalidXLogRecPtr)) {
+        commit_xact();
+        begin_xact(true);
+        pg_call([&] { SetUserIdAndSecContext(p_.owner, SECURITY_LOCAL_USERID_CHANGE); });
         backfill();
         commit_xact();
         return true;
