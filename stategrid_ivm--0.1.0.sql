@@ -31,8 +31,8 @@ AS $$
     UNION ALL
     SELECT 'max_replication_slots', s.setting,
            s.setting::int > (SELECT count(*) FROM pg_replication_slots),
-           'max_replication_slots = ' || greatest(10, (SELECT count(*) FROM pg_replication_slots) + 4)
-           || '  (one slot per pipeline; needs a restart)'
+           'max_replication_slots = ' || greatest(10, s.setting::int + 1)
+           || '  (one slot per pipeline, and free ones for new pipelines; needs a restart)'
     FROM s WHERE name = 'max_replication_slots'
     UNION ALL
     SELECT 'max_worker_processes', s.setting, s.setting::int >= 8,
