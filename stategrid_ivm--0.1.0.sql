@@ -399,18 +399,8 @@ DECLARE
     v_pid integer;
 BEGIN
     p := stategrid_ivm._pipeline(name);
-    -- the worker holds the slot while it decodes: stop it before dropping the slot
-    SELECT worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
-    WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL;
-    IF v_pid IS NOT NULL THEN
-        PERFORM pg_terminate_backend(v_pid, 10000);
-    END IF;
-    FOR r IN SELECT 1 FROM pg_replication_slots WHERE slot_name = p.slot_name LOOP
-        PERFORM pg_drop_replication_slot(p.slot_name);
-    END LOOP;
-    IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name) THEN
-        PERFORM pg_replication_origin_drop(p.origin_name);
-    END IF;
+    -- Transactional steps first: if a table cannot be dropped (a view of the user depends on
+    -- it), nothing is lost. The slot, which no rollback brings back, goes last.
     IF drop_tables THEN
         FOR r IN SELECT v.relid FROM stategrid_ivm.view v
                  WHERE v.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v.relid)
@@ -423,6 +413,18 @@ BEGIN
         END LOOP;
     END IF;
     DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
+    -- the worker holds the slot while it decodes: stop it before dropping the slot
+    SELECT worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
+    WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL;
+    IF v_pid IS NOT NULL THEN
+        PERFORM pg_terminate_backend(v_pid, 10000);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name) THEN
+        PERFORM pg_replication_origin_drop(p.origin_name);
+    END IF;
+    FOR r IN SELECT 1 FROM pg_replication_slots WHERE slot_name = p.slot_name LOOP
+        PERFORM pg_drop_replication_slot(p.slot_name);
+    END LOOP;
     PERFORM stategrid_ivm._notify_launcher();
 END
 $$;

@@ -65,7 +65,7 @@ List *database_list() {
     HeapTuple tup;
     while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
         Form_pg_database db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
-        if (!db->datallowconn) continue;
+        if (!db->datallowconn || db->datconnlimit == -2) continue;  // -2: left invalid by an interrupted DROP DATABASE
         MemoryContext old = MemoryContextSwitchTo(caller);
         dbs = lappend_oid(dbs, db->oid);
         MemoryContextSwitchTo(old);

@@ -198,6 +198,8 @@ void PipelineWorker::stop_and_exit(const char *why) {
     std::abort();  // proc_exit does not return
 }
 
+// Reads the pipeline's catalog row and locks it for the transaction: add_view, refresh_view,
+// pause and drop lock it too, so they wait for a whole batch instead of deadlocking with one.
 void PipelineWorker::load_pipeline() {
     std::string state;
     bool found = false;
@@ -208,8 +210,8 @@ void PipelineWorker::load_pipeline() {
             return SPI_execute_with_args(
                 "SELECT name, state, slot_name, origin_name, owner, backfill_snapshot::text, backfill_lsn::text,"
                 " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id)"
-                " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1",
-                1, &argtype, &arg, nullptr, true, 1);
+                " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1 FOR NO KEY UPDATE",
+                1, &argtype, &arg, nullptr, false, 1);
         });
         if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline catalog");
         found = SPI_processed == 1;
