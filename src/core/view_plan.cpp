@@ -216,6 +216,9 @@ std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
         for (size_t i = 0; i < relids.size(); i++) r += (i ? "," : "") + relids[i];
         return r;
     }() + "]";
+    o += ",\"input_columns\":[";
+    for (size_t i = 0; i < s.input_columns.size(); i++) o += (i ? "," : "") + json_array(s.input_columns[i]);
+    o += "]";
     o += ",\"columns\":" + json_array(s.columns);
     o += ",\"types\":" + json_array(s.types);
     o += ",\"audit_columns\":" + json_array(audit);

@@ -21,6 +21,7 @@ struct ViewShape {
     uint32_t view_relid = 0;
     std::string deparsed;                // the analysed query; inputs appear as `qualified alias`
     std::vector<ViewInput> inputs;       // inputs[0] is the fact (Projection) or the input (Aggregate)
+    std::vector<std::vector<std::string>> input_columns;  // per input: the columns the query reads
     std::vector<std::string> columns;    // output column names, in order
     std::vector<std::string> types;      // their SQL types
     std::vector<bool> audit;             // now()-style columns: left out of comparisons

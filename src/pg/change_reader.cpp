@@ -55,13 +55,23 @@ void do_write(LogicalDecodingContext *ctx, XLogRecPtr lsn, TransactionId xid, bo
     s->last_was_commit = ctx->out->len >= 2 && ctx->out->data[1] == 'C';
 }
 
+// The WAL reader keeps memory across calls, and so across transactions: the buffer that
+// reassembles records spanning pages (grown in CurrentMemoryContext when a bigger record comes)
+// and oversized decoded records (freed at the next call). It must get the reader's own context
+// for every call, not just at the start of a read: decoding a commit replays the transaction in
+// an internal subtransaction (ReorderBufferProcessTXN, likewise ReorderBufferImmediateInvalidation)
+// whose release leaves CurrentMemoryContext at TopTransactionContext. Decoding itself runs in
+// the caller's (transaction) context, where the reorder buffer leaves it anyway.
 bool decode_until(ChangeReaderState *s, XLogRecPtr end_of_wal, uint64 max_messages) {
     volatile bool stopped_early = false;
+    MemoryContext caller = CurrentMemoryContext;
     PG_TRY();
     {
         while (s->ctx->reader->EndRecPtr < end_of_wal) {
             char *errm = nullptr;
+            MemoryContextSwitchTo(s->cxt);
             XLogRecord *record = XLogReadRecord(s->ctx->reader, &errm);
+            MemoryContextSwitchTo(caller);
             if (errm) elog(ERROR, "stategrid_ivm: could not read WAL for logical decoding: %s", errm);
             if (record) LogicalDecodingProcessRecord(s->ctx, s->ctx->reader);
             if (s->count >= max_messages && s->last_was_commit) {
@@ -70,9 +80,11 @@ bool decode_until(ChangeReaderState *s, XLogRecPtr end_of_wal, uint64 max_messag
             }
             CHECK_FOR_INTERRUPTS();
         }
+        MemoryContextSwitchTo(caller);
     }
     PG_CATCH();
     {
+        MemoryContextSwitchTo(caller);
         writing = nullptr;
         InvalidateSystemCaches();
         PG_RE_THROW();
@@ -119,11 +131,7 @@ bool ChangeReader::read(XLogRecPtr end_of_wal, uint64 max_messages) {
 
     writing = s;
     InvalidateSystemCaches();  // decoding must not see cache entries of the present
-    // The WAL reader allocates its buffers lazily in the current context and frees them a
-    // record later, possibly in the next transaction: give it the reader's own context.
-    old = MemoryContextSwitchTo(s->cxt);
     bool stopped_early = decode_until(s, end_of_wal, max_messages);
-    MemoryContextSwitchTo(old);
     writing = nullptr;
     InvalidateSystemCaches();  // nor the present see entries of the past
     return stopped_early;

@@ -114,6 +114,12 @@ void MirrorTable::describe(const RelationMessage &rel) {
         delta_stale_ = true;
     }
 
+    stream_lacks_.clear();
+    for (auto &p : names) {
+        bool in_stream = false;
+        for (const Column &c : rel.columns) in_stream = in_stream || c.name == p.first;
+        if (!in_stream) stream_lacks_.push_back(p.first);
+    }
     cols_.clear();
     key_cols_.clear();
     std::vector<int> key_positions;

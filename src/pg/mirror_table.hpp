@@ -46,6 +46,9 @@ public:
     void describe(const RelationMessage &rel);
     bool described() const { return changes_ != nullptr; }
 
+    // Columns of the mirror the stream no longer has (dropped or renamed in the source).
+    const std::vector<std::string> &stream_lacks() const { return stream_lacks_; }
+
     void add(const RowMessage &m);
     size_t pending() const { return changes_ ? changes_->changes() : 0; }
     // Applies the pending changes: delete touched keys, insert final rows. Needs an open
@@ -78,6 +81,7 @@ private:
     SPIPlanPtr delete_plan_ = nullptr;
     SPIPlanPtr base_plan_ = nullptr;
     SPIPlanPtr truncate_plan_ = nullptr;
+    std::vector<std::string> stream_lacks_;
     bool capture_ = false;
     bool delta_stale_ = false;           // the mirror gained columns: recreate the delta table
     MemoryContext cxt_ = nullptr;        // column input functions

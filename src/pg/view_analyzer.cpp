@@ -8,6 +8,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
@@ -50,6 +51,7 @@ struct Analysis {
     List *join_fact_cols, *join_dim_cols;
     List *group_exprs, *group_columns;
     List *scope;            // int indexes into group_exprs
+    List *input_columns;    // per input: a List of char * column names the query reads
 };
 
 [[noreturn]] void refuse(const char *construct, const char *hint) {
@@ -62,6 +64,28 @@ struct Analysis {
 struct ErrorQuery {
     const char *query;
 };
+
+// The columns of range table entry `rtindex` that the query reads (all of them for a whole-row
+// reference), so that the worker can tell when a source drops one a view needs.
+List *columns_used(Query *q, int rtindex, Oid relid) {
+    Bitmapset *atts = nullptr;
+    // the parts of the query that hold expressions (GROUP BY and window keys are target entries)
+    pull_varattnos(reinterpret_cast<Node *>(q->targetList), rtindex, &atts);
+    pull_varattnos(reinterpret_cast<Node *>(q->jointree), rtindex, &atts);
+    pull_varattnos(q->havingQual, rtindex, &atts);
+    List *cols = NIL;
+    bool whole_row = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, atts);
+    Relation r = table_open(relid, AccessShareLock);
+    TupleDesc d = RelationGetDescr(r);
+    for (int i = 0; i < d->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(d, i);
+        if (att->attisdropped) continue;
+        if (whole_row || bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, atts))
+            cols = lappend(cols, pstrdup(NameStr(att->attname)));
+    }
+    table_close(r, AccessShareLock);
+    return cols;
+}
 
 // Reports parser positions against the view's query text, not the calling statement.
 void view_query_error_callback(void *arg) {
@@ -228,6 +252,7 @@ void analyse(const char *query_text, Analysis *a) {
     if (fact->rtekind != RTE_RELATION) refuse("this FROM clause", nullptr);
     a->input_relids = lappend_oid(a->input_relids, fact->relid);
     a->input_names = lappend(a->input_names, qualified_name(fact->relid));
+    a->input_columns = lappend(a->input_columns, columns_used(q, fact_index, fact->relid));
     if (a->aggregate && dims != NIL)
         refuse("GROUP BY over a join", "Define the join as a view (like dwd_power_consumption_detail) and aggregate over that view.");
     foreach (lc, dims) {
@@ -258,6 +283,7 @@ void analyse(const char *query_text, Analysis *a) {
                             errhint("Join the fact table to a dimension on the dimension's primary key, so that each fact row meets at most one dimension row.")));
         a->input_relids = lappend_oid(a->input_relids, dim->relid);
         a->input_names = lappend(a->input_names, qualified_name(dim->relid));
+        a->input_columns = lappend(a->input_columns, columns_used(q, dim_index, dim->relid));
         a->join_inputs = lappend_int(a->join_inputs, list_length(a->input_relids) - 1);
         a->join_fact_cols = lappend(a->join_fact_cols, get_attname(fact->relid, l->varattno, false));
         a->join_dim_cols = lappend(a->join_dim_cols, get_attname(dim->relid, r->varattno, false));
@@ -415,6 +441,12 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             s.group_columns.emplace_back(static_cast<char *>(lfirst(lc2)));
         }
         foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
+        foreach (lc, a.input_columns) {
+            std::vector<std::string> cols;
+            ListCell *c;
+            foreach (c, static_cast<List *>(lfirst(lc))) cols.emplace_back(static_cast<char *>(lfirst(c)));
+            s.input_columns.push_back(std::move(cols));
+        }
         std::string j = sgivm::plan_to_json(s, sgivm::plan_view(s));
         return sgivm::pg::pg_call([&] { return pstrdup(j.c_str()); });
     });

@@ -72,6 +72,7 @@ struct ViewMaintenance {
     std::string name;
     std::vector<Oid> inputs;
     std::vector<std::string> setup, remove;
+    std::vector<std::pair<Oid, std::string>> uses;  // (input table, column) the query reads
     std::string fill, recompute, populate;
     SPIPlanPtr fill_plan = nullptr, recompute_plan = nullptr;
     std::vector<SPIPlanPtr> remove_plans;
@@ -318,7 +319,10 @@ void PipelineWorker::load_views(int version) {
                 "  UNION ALL SELECT 'remove', x, n FROM jsonb_array_elements_text(v.plan->'remove') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'fill', v.plan->>'fill_affected', 1"
                 "  UNION ALL SELECT 'recompute', v.plan->>'recompute', 1"
-                "  UNION ALL SELECT 'populate', v.plan->>'populate', 1) s"
+                "  UNION ALL SELECT 'populate', v.plan->>'populate', 1"
+                "  UNION ALL SELECT 'uses', (v.plan->'input_relids'->>(i.n - 1)::int) || '.' || c, i.n"
+                "    FROM jsonb_array_elements(coalesce(v.plan->'input_columns', '[]')) WITH ORDINALITY i(cols, n),"
+                "         jsonb_array_elements_text(i.cols) c) s"
                 " WHERE v.pipeline_id = $1 ORDER BY v.view_id, s.kind, s.n",
                 1, &argtype, &arg, nullptr, false, 0);
         });
@@ -342,6 +346,10 @@ void PipelineWorker::load_views(int version) {
         else if (kind == "fill") v.fill = sql;
         else if (kind == "recompute") v.recompute = sql;
         else if (kind == "populate") v.populate = sql;
+        else if (kind == "uses") {
+            size_t dot = sql.find('.');
+            v.uses.emplace_back(static_cast<Oid>(std::stoul(sql.substr(0, dot))), sql.substr(dot + 1));
+        }
     }
     // Mirrors that views read keep their changes for them.
     for (auto &m : mirrors_) {
@@ -516,7 +524,17 @@ void PipelineWorker::handle_message(const Message &m) {
             break;
         }
         case MessageKind::Relation:
-            if (MirrorTable *t = mirror_for(m.relation.relid)) t->describe(m.relation);
+            if (MirrorTable *t = mirror_for(m.relation.relid)) {
+                t->describe(m.relation);
+                // A column the source lost that a view reads: stop, naming both.
+                for (const std::string &col : t->stream_lacks())
+                    for (const ViewMaintenance &v : views_)
+                        for (const auto &use : v.uses)
+                            if (use.first == t->mirror_relid() && use.second == col)
+                                throw std::runtime_error("column \"" + col + "\" of source table " + t->source_name() +
+                                                         " was dropped or renamed, but view " + v.name +
+                                                         " reads it; restore the column, or drop and re-create the pipeline");
+            }
             break;
         case MessageKind::Insert:
         case MessageKind::Update:
