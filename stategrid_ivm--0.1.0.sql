@@ -414,8 +414,9 @@ BEGIN
     END IF;
     DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
     -- the worker holds the slot while it decodes: stop it before dropping the slot
-    SELECT worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
-    WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL;
+    SELECT s.worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
+    JOIN pg_stat_activity a ON a.pid = s.worker_pid AND a.backend_type = 'stategrid_ivm worker'
+    WHERE s.pipeline_id = p.pipeline_id;
     IF v_pid IS NOT NULL THEN
         PERFORM pg_terminate_backend(v_pid, 10000);
     END IF;
@@ -728,12 +729,20 @@ BEGIN
                   HINT = 'Create them first (examples/stategrid/schema.sql), in a schema on your search_path.';
     END IF;
     PERFORM stategrid_ivm.create_pipeline(name);
-    PERFORM stategrid_ivm.add_source(name, v_user);
-    PERFORM stategrid_ivm.add_source(name, v_cons);
-    FOR v IN SELECT * FROM stategrid_ivm.stategrid_warehouse_views() ORDER BY ord LOOP
-        PERFORM stategrid_ivm.add_view(name, v.view_name, v.query);
-    END LOOP;
-    PERFORM stategrid_ivm.start_pipeline(name);
+    BEGIN
+        PERFORM stategrid_ivm.add_source(name, v_user);
+        PERFORM stategrid_ivm.add_source(name, v_cons);
+        FOR v IN SELECT * FROM stategrid_ivm.stategrid_warehouse_views() ORDER BY ord LOOP
+            PERFORM stategrid_ivm.add_view(name, v.view_name, v.query);
+        END LOOP;
+        PERFORM stategrid_ivm.start_pipeline(name);
+    EXCEPTION WHEN OTHERS THEN
+        -- the slot is not transactional: do not leave it behind when this call fails
+        PERFORM pg_drop_replication_slot(p.slot_name)
+        FROM stategrid_ivm.pipeline p JOIN pg_replication_slots s USING (slot_name)
+        WHERE p.name = create_stategrid_pipeline.name;
+        RAISE;
+    END;
 END
 $$;
 

@@ -192,6 +192,7 @@ void PipelineWorker::stop_and_exit(const char *why) {
         PipelineSlot *s = &shared->slots[slot_index_];
         s->want = false;
         s->latch = nullptr;
+        s->pid = 0;  // nobody may signal this pid for the pipeline any more
         s->oldest_unapplied_commit = 0;
         LWLockRelease(shared->lock);
         proc_exit(0);
@@ -652,6 +653,10 @@ bool PipelineWorker::apply_batch() {
     pg_call([] {
         replorigin_session_origin_lsn = InvalidXLogRecPtr;
         replorigin_session_origin_timestamp = 0;
+        // The slot forgets what this commit applied (confirm below, saved to disk at once when
+        // the restart point moves): the commit must be durable first, also under
+        // synchronous_commit = off, or a crash loses the batch for good.
+        XLogFlush(XactLastCommitEnd);
     });
     XLogRecPtr position = pg_call([&] { return reader_.position(); });
     if (!more) caught_up_ = flushed;
