@@ -109,6 +109,10 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_notify_launcher';
 CREATE FUNCTION _wake_pipeline(pipeline_id integer) RETURNS void
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_wake_pipeline';
 
+-- Notes a slot create_pipeline made: if the transaction rolls back, the launcher drops it.
+CREATE FUNCTION _slot_created(slot name) RETURNS void
+LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_slot_created';
+
 -- The role a session runs as (SET ROLE), also inside SECURITY DEFINER functions.
 CREATE FUNCTION _calling_role() RETURNS oid
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'sgivm_calling_role';
@@ -200,6 +204,7 @@ BEGIN
     v_slot := 'sgivm_' || substr(md5(name || clock_timestamp()::text || random()::text), 1, 24);
     BEGIN
         PERFORM pg_create_logical_replication_slot(v_slot, 'stategrid_ivm');
+        PERFORM stategrid_ivm._slot_created(v_slot);
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'could not create the replication slot of pipeline "%": %', name, SQLERRM
             USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -4,6 +4,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -50,6 +51,33 @@ void sgivm_probe_main(Datum arg) {
             ids[n] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
             strlcpy(names[n], SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), NAMEDATALEN);
             n++;
+        }
+    }
+    // Slots of rolled-back create_pipeline calls in this database: drop those that no catalog
+    // row claims (their transaction aborted, so none ever will).
+    if (installed) {
+        LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        NameData orphans[kMaxOrphanSlots];
+        int norphans = 0;
+        for (int i = 0; i < shared->norphans;) {
+            if (shared->orphan_db[i] == dboid) {
+                orphans[norphans++] = shared->orphan_slot[i];
+                shared->orphan_db[i] = shared->orphan_db[shared->norphans - 1];
+                shared->orphan_slot[i] = shared->orphan_slot[shared->norphans - 1];
+                shared->norphans--;
+            } else {
+                i++;
+            }
+        }
+        LWLockRelease(shared->lock);
+        for (int i = 0; i < norphans; i++) {
+            Oid argtypes[1] = {NAMEOID};
+            Datum args[1] = {NameGetDatum(&orphans[i])};
+            SPI_execute_with_args(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
+                " WHERE slot_name = $1 AND NOT active"
+                " AND NOT EXISTS (SELECT 1 FROM stategrid_ivm.pipeline p WHERE p.slot_name = $1)",
+                1, argtypes, args, nullptr, false, 0);
         }
     }
     PopActiveSnapshot();

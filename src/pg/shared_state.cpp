@@ -17,6 +17,7 @@ PG_FUNCTION_INFO_V1(sgivm_notify_launcher);
 PG_FUNCTION_INFO_V1(sgivm_wake_pipeline);
 PG_FUNCTION_INFO_V1(sgivm_runtime_status);
 PG_FUNCTION_INFO_V1(sgivm_calling_role);
+PG_FUNCTION_INFO_V1(sgivm_slot_created);
 }
 
 #include "pg/shared_state.hpp"
@@ -103,6 +104,21 @@ void wake_workers(Oid dboid) {
 
 static bool xact_wrote = false;
 static bool xact_notify_launcher = false;
+static NameData xact_created_slot;  // a slot create_pipeline made in this transaction
+static bool xact_has_slot = false;
+
+static void remember_orphan_slot() {
+    if (!shared || !xact_has_slot) return;
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    if (shared->norphans < kMaxOrphanSlots) {
+        shared->orphan_db[shared->norphans] = MyDatabaseId;
+        shared->orphan_slot[shared->norphans] = xact_created_slot;
+        shared->norphans++;
+    }
+    LWLockRelease(shared->lock);
+    xact_has_slot = false;
+    request_probe(MyDatabaseId);
+}
 
 static void on_xact_event(XactEvent event, void *) {
     switch (event) {
@@ -112,10 +128,11 @@ static void on_xact_event(XactEvent event, void *) {
         case XACT_EVENT_COMMIT:
             if (xact_notify_launcher) request_probe(MyDatabaseId);
             if ((xact_wrote || xact_notify_launcher) && OidIsValid(MyDatabaseId)) wake_workers(MyDatabaseId);
-            xact_wrote = xact_notify_launcher = false;
+            xact_wrote = xact_notify_launcher = xact_has_slot = false;
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
+            remember_orphan_slot();
             xact_wrote = xact_notify_launcher = false;
             break;
         default: break;
@@ -178,3 +195,10 @@ extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
 }
 
 extern "C" Datum sgivm_calling_role(PG_FUNCTION_ARGS) { PG_RETURN_OID(GetOuterUserId()); }
+
+// create_pipeline made this slot: if the transaction rolls back, the slot must go too.
+extern "C" Datum sgivm_slot_created(PG_FUNCTION_ARGS) {
+    namestrcpy(&xact_created_slot, NameStr(*PG_GETARG_NAME(0)));
+    xact_has_slot = true;
+    PG_RETURN_VOID();
+}

@@ -15,6 +15,7 @@ extern "C" {
 namespace sgivm::pg {
 
 constexpr int kMaxProbeRequests = 64;
+constexpr int kMaxOrphanSlots = 16;
 
 struct PipelineSlot {
     bool in_use;      // describes a pipeline of some database
@@ -39,6 +40,11 @@ struct SharedState {
     uint64 generation;                  // bumped whenever a pipeline's catalog row changes
     int nprobe;
     Oid probe_dbs[kMaxProbeRequests];   // databases whose pipelines changed
+    // slots created by a create_pipeline whose transaction rolled back: the next probe of
+    // their database drops them (slots are not transactional, catalog rows are)
+    int norphans;
+    Oid orphan_db[kMaxOrphanSlots];
+    NameData orphan_slot[kMaxOrphanSlots];
     int nslots;
     PipelineSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
