@@ -171,7 +171,13 @@ void manage_pipeline_workers() {
                 s->failures++;
                 s->restart_at = TimestampTzPlusMilliseconds(now, backoff_ms(s->failures - 1));
             } else {
+                // It stopped because the catalog said so (paused, dropped). A resume may have
+                // been probed just before it stopped: look at its database once more.
                 s->in_use = false;
+                Oid db = s->dboid;
+                bool queued = false;
+                for (int k = 0; k < shared->nprobe; k++) queued = queued || shared->probe_dbs[k] == db;
+                if (!queued && shared->nprobe < kMaxProbeRequests) shared->probe_dbs[shared->nprobe++] = db;
             }
             LWLockRelease(shared->lock);
         }
