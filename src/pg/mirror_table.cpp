@@ -24,15 +24,6 @@ extern "C" {
 
 namespace sgivm::pg {
 
-std::string quote_ident(const std::string &s) {
-    std::string q = "\"";
-    for (char c : s) {
-        if (c == '"') q += '"';
-        q += c;
-    }
-    return q + "\"";
-}
-
 MirrorTable::MirrorTable(Oid source_relid, Oid mirror_relid, std::string source_name)
     : source_relid_(source_relid), mirror_relid_(mirror_relid), source_name_(std::move(source_name)) {
     pg_call([&] {
@@ -83,7 +74,7 @@ void MirrorTable::describe(const RelationMessage &rel) {
             }
             table_close(r, AccessShareLock);
         });
-        mirror_sql_name_ = quote_ident(nsp) + "." + quote_ident(relname);
+        mirror_sql_name_ = quote_identifier(nsp) + "." + quote_identifier(relname);
         ListCell *lc;
         foreach (lc, atts) {
             AttrNumber n = static_cast<AttrNumber>(lfirst_int(lc));
@@ -102,7 +93,7 @@ void MirrorTable::describe(const RelationMessage &rel) {
     for (const Column &c : rel.columns) {
         if (find(c.name)) continue;
         char *type = pg_call([&] { return format_type_with_typemod(c.type_oid, c.typmod); });
-        alter += std::string(alter.empty() ? "" : ", ") + "ADD COLUMN " + quote_ident(c.name) + " " + type;
+        alter += std::string(alter.empty() ? "" : ", ") + "ADD COLUMN " + quote_identifier(c.name) + " " + type;
     }
     if (!alter.empty()) {
         std::string sql = "ALTER TABLE " + mirror_sql_name_ + " " + alter;
@@ -168,7 +159,7 @@ void MirrorTable::prepare_statements() {
     std::string collist, params, keycond, basecols;
     std::vector<Oid> types;
     for (size_t i = 0; i < cols_.size(); i++) {
-        collist += (i ? ", " : "") + quote_ident(cols_[i].name);
+        collist += (i ? ", " : "") + quote_identifier(cols_[i].name);
         params += (i ? ", $" : "$") + std::to_string(i + 1);
         types.push_back(cols_[i].array_type);
     }
@@ -178,21 +169,21 @@ void MirrorTable::prepare_statements() {
     std::vector<Oid> key_types, key_array_types;
     if (key_cols_.size() == 1) {
         const MirrorColumn &k = cols_[key_cols_[0]];
-        delete_sql = "DELETE FROM " + mirror_sql_name_ + " WHERE " + quote_ident(k.name) + " = ANY($1)";
+        delete_sql = "DELETE FROM " + mirror_sql_name_ + " WHERE " + quote_identifier(k.name) + " = ANY($1)";
     } else {
         std::string kp, kn, cond;
         for (size_t i = 0; i < key_cols_.size(); i++) {
             const MirrorColumn &k = cols_[key_cols_[i]];
             kp += (i ? ", $" : "$") + std::to_string(i + 1);
             kn += (i ? ", k" : "k") + std::to_string(i + 1);
-            cond += std::string(i ? " AND " : "") + "m." + quote_ident(k.name) + " = k.k" + std::to_string(i + 1);
+            cond += std::string(i ? " AND " : "") + "m." + quote_identifier(k.name) + " = k.k" + std::to_string(i + 1);
         }
         delete_sql = "DELETE FROM " + mirror_sql_name_ + " m USING unnest(" + kp + ") AS k(" + kn + ") WHERE " + cond;
     }
     std::string base_sql = "SELECT " + collist + " FROM " + mirror_sql_name_ + " WHERE ";
     for (size_t i = 0; i < key_cols_.size(); i++) {
         const MirrorColumn &k = cols_[key_cols_[i]];
-        base_sql += std::string(i ? " AND " : "") + quote_ident(k.name) + " = $" + std::to_string(i + 1);
+        base_sql += std::string(i ? " AND " : "") + quote_identifier(k.name) + " = $" + std::to_string(i + 1);
         key_types.push_back(k.type);
         key_array_types.push_back(k.array_type);
     }

@@ -88,6 +88,5 @@ private:
     MemoryContext flush_cxt_ = nullptr;  // reset after every flush
 };
 
-std::string quote_ident(const std::string &s);
 
 }  // namespace sgivm::pg

@@ -124,6 +124,7 @@ private:
     void handle_message(const Message &m);
     void flush_all();
     void record_error(const std::string &message, const std::string &detail);
+    void abort_batch();
     void stop_and_exit(const char *why);
     void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
     MirrorTable *mirror_for(uint32_t relid);
@@ -681,6 +682,22 @@ bool PipelineWorker::step() {
     return apply_batch();
 }
 
+// Undoes the current apply transaction: its data, the role switch, the origin progress it was
+// about to record, and the decoding state (possibly half-way through a record: the next batch
+// starts over from the slot).
+void PipelineWorker::abort_batch() {
+    pg_call([] {
+        AbortCurrentTransaction();
+        SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
+        replorigin_session_origin_lsn = InvalidXLogRecPtr;
+        replorigin_session_origin_timestamp = 0;
+    });
+    try {
+        pg_call([&] { reader_.close(); });
+    } catch (PgError &) {
+    }
+}
+
 void PipelineWorker::record_error(const std::string &message, const std::string &detail) {
     consecutive_errors_++;
     pg_call([&] {
@@ -730,13 +747,7 @@ void PipelineWorker::run() {
             error = e.what();
             if (e.data() && e.data()->detail) detail = e.data()->detail;
         } catch (const ViewSetChanged &) {
-            pg_call([&] {
-                AbortCurrentTransaction();
-                SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
-                replorigin_session_origin_lsn = InvalidXLogRecPtr;
-                replorigin_session_origin_timestamp = 0;
-                reader_.close();
-            });
+            abort_batch();
             views_version_ = -1;
             continue;
         } catch (const std::exception &e) {
@@ -744,17 +755,7 @@ void PipelineWorker::run() {
         }
         if (!error.empty()) {
             // Undo the failed transaction, then say so in the catalog; the retry comes later.
-            pg_call([] {
-                AbortCurrentTransaction();
-                SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
-                replorigin_session_origin_lsn = InvalidXLogRecPtr;
-                replorigin_session_origin_timestamp = 0;
-            });
-            // The decoding state may be half-way through a record: start over from the slot.
-            try {
-                pg_call([&] { reader_.close(); });
-            } catch (PgError &) {
-            }
+            abort_batch();
             try {
                 record_error(error, detail);
             } catch (PgError &e) {
