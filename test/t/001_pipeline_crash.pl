@@ -16,6 +16,13 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 use IPC::Run;
 
+# The State Grid source tables, from the file the demo and the regression tests use.
+# scripts/test.sh runs us from a copy with examples/ next to test/ (SGIVM_SRCDIR).
+my $srcdir = $ENV{SGIVM_SRCDIR};
+$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
+$srcdir = '..' unless defined $srcdir;
+my $schema_sql = PostgreSQL::Test::Utils::slurp_file("$srcdir/examples/stategrid/schema.sql");
+
 my $seed = $ENV{SGIVM_TAP_SEED} // int(time() * 1000) % 1000000;
 srand($seed);
 note "random seed $seed (set SGIVM_TAP_SEED to repeat)";
@@ -41,28 +48,7 @@ $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION stategrid_ivm;
 
-CREATE TABLE power_user (
-    user_id      bigint PRIMARY KEY,
-    user_name    varchar(100),
-    usage_type   varchar(50),
-    region_id    int,
-    region_name  varchar(100),
-    address      varchar(200),
-    phone        varchar(20),
-    create_time  timestamp DEFAULT now(),
-    update_time  timestamp DEFAULT now()
-);
-CREATE TABLE power_consumption (
-    consumption_id       bigserial PRIMARY KEY,
-    user_id              bigint REFERENCES power_user (user_id),
-    consumption_amount   decimal(10,2),
-    consumption_cost     decimal(10,2),
-    consumption_date     timestamp,
-    meter_reading_before decimal(10,2),
-    meter_reading_after  decimal(10,2),
-    remark               varchar(200)
-);
-CREATE INDEX ON power_consumption (user_id);
+} . $schema_sql . q{
 
 -- user ids handed out by the writers (existing users are 1..2000)
 CREATE SEQUENCE w_uid START 1000000;
