@@ -1,8 +1,9 @@
 // SQL generation for view maintenance by scoped recomputation. A batch's changes to a view's
 // inputs arrive as delta tables (old and new rows alike). From them the plan derives the
 // affected scope — fact keys for a projection/join view, group (or ranking partition) values for
-// an aggregate view — deletes the view's rows in that scope and inserts them recomputed from
-// the inputs restricted to the scope. Inputs are the engine's own tables, never live sources.
+// an aggregate view — recomputes the scope's rows from the inputs restricted to the scope, and
+// writes the difference: rows of the view in scope that changed go, their new versions come.
+// Inputs are the engine's own tables, never live sources.
 #include "core/view_plan.hpp"
 
 #include <stdexcept>
@@ -22,6 +23,7 @@ std::string quote_identifier(const std::string &s) {
 
 std::string delta_table(uint32_t relid) { return "pg_temp.sgivm_delta_" + std::to_string(relid); }
 std::string affected_table(uint32_t relid) { return "pg_temp.sgivm_aff_" + std::to_string(relid); }
+std::string new_rows_table(uint32_t relid) { return "pg_temp.sgivm_new_" + std::to_string(relid); }
 
 namespace {
 
@@ -81,6 +83,14 @@ std::string index_name(const char *kind, uint32_t view_relid, size_t n) {
     return std::string("sgivm_") + kind + "_" + std::to_string(view_relid) + "_" + std::to_string(n);
 }
 
+// The output columns a maintained row is compared by: all but the audit (clock) columns.
+std::vector<std::string> compared_names(const ViewShape &s) {
+    std::vector<std::string> c;
+    for (size_t i = 0; i < s.columns.size(); i++)
+        if (!s.audit[i]) c.push_back(s.columns[i]);
+    return c;
+}
+
 std::string capture(const std::string &modify, const std::string &delta) {
     return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
 }
@@ -125,10 +135,6 @@ ViewPlan plan_view(const ViewShape &s) {
         restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, false) +
                      " UNION ALL SELECT * FROM " + first.qualified + " WHERE " + scope_match(fk, aff, true);
         view_scope = quoted(s.key);
-        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, false),
-                                   self_delta));
-        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, true),
-                                   self_delta));
         p.indexes.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + index_name("k", s.view_relid, 0) + " ON " +
                             s.view_table + " (" + join(quoted(s.key), ", ") + ")");
         for (size_t i = 0; i < s.joins.size(); i++)
@@ -148,8 +154,6 @@ ViewPlan plan_view(const ViewShape &s) {
         restricted = "SELECT * FROM " + first.qualified + " WHERE " + scope_match(exprs, aff, false) +
                      " UNION ALL SELECT * FROM " + first.qualified + " WHERE " + scope_match(exprs, aff, true);
         view_scope = outs;
-        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(outs, aff, false), self_delta));
-        p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(outs, aff, true), self_delta));
         std::vector<std::string> keycols = quoted(s.key);
         p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("s", s.view_relid, 0) + " ON " + s.view_table +
                             " (" + join(outs, ", ") + ")");
@@ -160,11 +164,40 @@ ViewPlan plan_view(const ViewShape &s) {
                             " (" + join(exprs, ", ") + ")");
     }
     std::string query = "WITH " + cte_name(first) + " AS (" + restricted + ") " + replace_input(s.deparsed, first);
-    p.recompute = capture("INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") " + query, self_delta);
-
     std::vector<std::string> compared;
     for (size_t i = 0; i < s.columns.size(); i++)
         if (!s.audit[i]) compared.push_back(cols[i]);
+    const std::string into_view = "INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") ";
+    if (s.key.empty() || compared.empty()) {
+        // Rows may repeat: replace the whole scope.
+        for (bool nulls : {false, true})
+            p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls), self_delta));
+        p.recompute = capture(into_view + query, self_delta);
+    } else {
+        // Keyed rows: write only what changed. The scope is recomputed into a work table; rows
+        // of the view in scope that it lacks go, rows it has that the view lacks come. A row is
+        // compared by the text of its compared columns: NULL-safe, hashable, and exact for every
+        // type (the worker pins extra_float_digits), so an unchanged row is never rewritten —
+        // a ranking rewrites the rows whose rank moved, not its partition.
+        const std::string fresh = new_rows_table(s.view_relid);
+        // the view's own columns only: an adopted table may have more (with their constraints)
+        p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + fresh.substr(8) + " ON COMMIT DELETE ROWS AS SELECT " +
+                          join(cols, ", ") + " FROM " + s.view_table + " WITH NO DATA");
+        p.compute = "INSERT INTO " + fresh + " (" + join(cols, ", ") + ") " + query;
+        const std::string row_t = "ROW(" + join(quoted(compared_names(s), "t."), ", ") + ")::text";
+        const std::string row_n = "ROW(" + join(quoted(compared_names(s), "n."), ", ") + ")::text";
+        for (bool nulls : {false, true})
+            p.remove.push_back(capture("DELETE FROM " + s.view_table + " t WHERE " + scope_match(view_scope, aff, nulls) +
+                                           " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + row_n + " = " + row_t + ")",
+                                       self_delta));
+        const std::string kept = "SELECT " + row_t + " AS sgivm_row FROM " + s.view_table + " t WHERE " +
+                                 scope_match(view_scope, aff, false) + " UNION ALL SELECT " + row_t + " FROM " +
+                                 s.view_table + " t WHERE " + scope_match(view_scope, aff, true);
+        p.recompute = capture(into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh +
+                                  " n WHERE NOT EXISTS (SELECT 1 FROM (" + kept + ") k WHERE k.sgivm_row = " + row_n + ")",
+                              self_delta);
+    }
+
     std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
     std::string t = "SELECT " + join(compared, ", ") + " FROM " + s.view_table;
     p.verify = "SELECT (SELECT count(*) FROM (" + q + " EXCEPT ALL " + t + ") m) AS missing_rows, (SELECT count(*) FROM (" +
@@ -226,6 +259,7 @@ std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
     o += ",\"deparsed\":" + json_string(s.deparsed);
     o += ",\"setup\":" + json_array(p.setup);
     o += ",\"fill_affected\":" + json_string(p.fill_affected);
+    if (!p.compute.empty()) o += ",\"compute\":" + json_string(p.compute);
     o += ",\"remove\":" + json_array(p.remove);
     o += ",\"recompute\":" + json_string(p.recompute);
     o += ",\"populate\":" + json_string(p.populate);

@@ -47,8 +47,9 @@ struct ViewShape {
 struct ViewPlan {
     std::vector<std::string> setup;     // temp tables of the worker session (idempotent)
     std::string fill_affected;          // keys/groups the input deltas touch
-    std::vector<std::string> remove;    // rows of the view in scope, into the view's delta
-    std::string recompute;              // the scope's rows from the inputs, into the view and its delta
+    std::string compute;                // the scope's rows recomputed, into new_table (empty: no diff)
+    std::vector<std::string> remove;    // rows of the view in scope that changed, into the view's delta
+    std::string recompute;              // the recomputed rows the view lacks, into the view and its delta
     std::string populate;               // the whole view, for add_view and refresh_view
     std::string verify;                 // one row: missing_rows, extra_rows
     std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs
@@ -56,6 +57,7 @@ struct ViewPlan {
 
 std::string delta_table(uint32_t relid);     // pg_temp.sgivm_delta_<relid>
 std::string affected_table(uint32_t relid);  // pg_temp.sgivm_aff_<relid>
+std::string new_rows_table(uint32_t relid);  // pg_temp.sgivm_new_<relid>
 std::string quote_identifier(const std::string &s);
 
 ViewPlan plan_view(const ViewShape &shape);

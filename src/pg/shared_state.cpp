@@ -177,8 +177,9 @@ extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
     for (int i = 0; i < shared->nslots; i++) {
         PipelineSlot *s = &shared->slots[i];
         if (!s->in_use || s->dboid != MyDatabaseId) continue;
-        Datum values[5];
-        bool nulls[5] = {false, false, false, false, false};
+        // 0.1.0 declares the first five columns; 0.2.0 adds the freshness figures
+        Datum values[9];
+        bool nulls[9] = {false, false, false, false, false, false, false, false, false};
         values[0] = Int32GetDatum(s->pipeline_id);
         values[1] = Int32GetDatum(s->pid);
         nulls[1] = s->pid == 0;
@@ -188,6 +189,14 @@ extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
         nulls[3] = s->oldest_unapplied_commit == 0;
         values[4] = TimestampTzGetDatum(s->last_batch_at);
         nulls[4] = s->last_batch_at == 0;
+        sgivm::LatencyHistogram recent = s->freshness.recent(GetCurrentTimestamp());
+        uint64 n = recent.count();
+        values[5] = Int64GetDatum(static_cast<int64>(n));
+        values[6] = Float8GetDatum(recent.quantile_ms(0.5));
+        values[7] = Float8GetDatum(recent.quantile_ms(0.99));
+        values[8] = Float8GetDatum(recent.quantile_ms(1.0));
+        nulls[6] = nulls[7] = nulls[8] = n == 0;
+        Assert(rsinfo->setDesc->natts <= 9);
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     LWLockRelease(shared->lock);

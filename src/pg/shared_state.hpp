@@ -12,6 +12,8 @@ extern "C" {
 #include "storage/lwlock.h"
 }
 
+#include "core/freshness.hpp"
+
 namespace sgivm::pg {
 
 constexpr int kMaxProbeRequests = 64;
@@ -30,6 +32,7 @@ struct PipelineSlot {
     XLogRecPtr caught_up_lsn;              // every source commit below this is applied
     TimestampTz oldest_unapplied_commit;   // 0 when none is known to wait
     TimestampTz last_batch_at;
+    FreshnessWindows freshness;            // source commit -> visible, per applied transaction
 };
 
 struct SharedState {

@@ -41,6 +41,7 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 
 #include "core/change_format.hpp"
 #include "core/snapshot.hpp"
+#include "core/view_plan.hpp"
 #include "pg/change_reader.hpp"
 #include "pg/mirror_table.hpp"
 #include "pg/seam.hpp"
@@ -73,8 +74,9 @@ struct ViewMaintenance {
     std::vector<Oid> inputs;
     std::vector<std::string> setup, remove;
     std::vector<std::pair<Oid, std::string>> uses;  // (input table, column) the query reads
-    std::string fill, recompute, populate;
-    SPIPlanPtr fill_plan = nullptr, recompute_plan = nullptr;
+    std::string fill, compute, recompute, populate;  // compute: empty in plans without it (0.1.0)
+    std::string analyze;                             // ANALYZE of the affected-keys table
+    SPIPlanPtr fill_plan = nullptr, compute_plan = nullptr, recompute_plan = nullptr;
     std::vector<SPIPlanPtr> remove_plans;
 };
 
@@ -157,6 +159,8 @@ private:
     XLogRecPtr last_seen_end_lsn_ = InvalidXLogRecPtr;  // skipped transactions included
     TimestampTz last_commit_time_ = 0;
     TimestampTz first_commit_time_ = 0;
+    long maintain_ms_ = 0;  // how long the last batch's view maintenance took
+    std::vector<TimestampTz> commit_times_;  // of the source transactions the batch applies
 };
 
 void PipelineWorker::begin_xact(bool repeatable_read) {
@@ -305,6 +309,7 @@ void PipelineWorker::load_views(int version) {
     pg_call([&] {
         for (ViewMaintenance &v : views_) {
             if (v.fill_plan) SPI_freeplan(v.fill_plan);
+            if (v.compute_plan) SPI_freeplan(v.compute_plan);
             if (v.recompute_plan) SPI_freeplan(v.recompute_plan);
             for (SPIPlanPtr p : v.remove_plans) SPI_freeplan(p);
         }
@@ -320,6 +325,7 @@ void PipelineWorker::load_views(int version) {
                 "  UNION ALL SELECT 'setup', x, n FROM jsonb_array_elements_text(v.plan->'setup') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'remove', x, n FROM jsonb_array_elements_text(v.plan->'remove') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'fill', v.plan->>'fill_affected', 1"
+                "  UNION ALL SELECT 'compute', v.plan->>'compute', 1 WHERE v.plan ? 'compute'"
                 "  UNION ALL SELECT 'recompute', v.plan->>'recompute', 1"
                 "  UNION ALL SELECT 'populate', v.plan->>'populate', 1"
                 "  UNION ALL SELECT 'uses', (v.plan->'input_relids'->>(i.n - 1)::int) || '.' || c, i.n"
@@ -339,6 +345,7 @@ void PipelineWorker::load_views(int version) {
             views_.emplace_back();
             views_.back().relid = relid;
             views_.back().name = text_of(t, d, 2, &isnull);
+            views_.back().analyze = "ANALYZE " + affected_table(relid);
         }
         ViewMaintenance &v = views_.back();
         std::string kind = text_of(t, d, 3, &isnull), sql = text_of(t, d, 4, &isnull);
@@ -346,6 +353,7 @@ void PipelineWorker::load_views(int version) {
         else if (kind == "setup") v.setup.push_back(sql);
         else if (kind == "remove") v.remove.push_back(sql);
         else if (kind == "fill") v.fill = sql;
+        else if (kind == "compute") v.compute = sql;
         else if (kind == "recompute") v.recompute = sql;
         else if (kind == "populate") v.populate = sql;
         else if (kind == "uses") {
@@ -389,6 +397,13 @@ void PipelineWorker::maintain_views() {
             };
             if (SPI_execute_plan(prepared(v.fill_plan, v.fill), nullptr, nullptr, false, 0) < 0)
                 elog(ERROR, "stategrid_ivm: finding the rows of %s to maintain failed", v.name.c_str());
+            // The planner must know how many keys or groups a batch touched (a few, or most of
+            // the view): a work table without statistics passes for thousands of rows.
+            if (SPI_execute(v.analyze.c_str(), false, 0) < 0)
+                elog(ERROR, "stategrid_ivm: %s failed", v.analyze.c_str());
+            if (!v.compute.empty() &&
+                SPI_execute_plan(prepared(v.compute_plan, v.compute), nullptr, nullptr, false, 0) < 0)
+                elog(ERROR, "stategrid_ivm: recomputing the rows of %s failed", v.name.c_str());
             v.remove_plans.resize(v.remove.size(), nullptr);
             for (size_t i = 0; i < v.remove.size(); i++) {
                 if (SPI_execute_plan(prepared(v.remove_plans[i], v.remove[i]), nullptr, nullptr, false, 0) < 0)
@@ -426,14 +441,25 @@ void PipelineWorker::setup_origin() {
 }
 
 void PipelineWorker::publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done) {
+    // Freshness: from each applied source commit to this batch's commit, which made it visible.
+    LatencyHistogram fresh;
+    fresh.clear();
+    TimestampTz now = pg_call([] { return GetCurrentTimestamp(); });
+    if (batch_done)
+        for (TimestampTz t : commit_times_) fresh.add(static_cast<double>(now - t) / 1000.0);
     pg_call([&] {
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         PipelineSlot *s = &shared->slots[slot_index_];
         if (caught_up != InvalidXLogRecPtr) s->caught_up_lsn = caught_up;
         s->oldest_unapplied_commit = oldest_unapplied;
-        if (batch_done) s->last_batch_at = GetCurrentTimestamp();
+        if (batch_done) {
+            s->last_batch_at = now;
+            s->freshness.rotate(now);
+            s->freshness.current.merge(fresh);
+        }
         LWLockRelease(shared->lock);
     });
+    if (batch_done) commit_times_.clear();
 }
 
 // The initial copy: every mirror emptied and filled from its source under one snapshot, which
@@ -563,6 +589,7 @@ void PipelineWorker::handle_message(const Message &m) {
             last_seen_end_lsn_ = m.commit.end_lsn;
             if (!skipping_) {
                 txns_applied_++;
+                commit_times_.push_back(m.commit.commit_time);
                 last_end_lsn_ = m.commit.end_lsn;
                 last_commit_time_ = m.commit.commit_time;
             }
@@ -584,6 +611,7 @@ bool PipelineWorker::apply_batch() {
     origin_progress_ = pg_call([] { return replorigin_session_get_progress(false); });
     skipping_ = false;
     pending_changes_ = txns_applied_ = rows_applied_ = 0;
+    commit_times_.clear();
     last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
@@ -598,31 +626,46 @@ bool PipelineWorker::apply_batch() {
             reader_.open(p_.slot.c_str(), options);
         });
     }
+    // Chunks of batch_size changes (whole source transactions) are decoded and applied to the
+    // mirrors one after the other. While more WAL waits, the transaction takes further chunks
+    // for as long as the last view maintenance took: a backlog then costs few maintenance
+    // rounds, each over many changes, while a worker that keeps up applies what came at once.
     bool more = false;
-    pg_call([&] {
-        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: decoding changes");
-        more = reader_.read(flushed, static_cast<uint64>(guc_batch_size));
-        pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
-    });
-    TupleTableSlot *slot = pg_call([&] { return MakeSingleTupleTableSlot(reader_.message_desc(), &TTSOpsMinimalTuple); });
-    for (;;) {
-        std::string_view bytes;
-        bool got = pg_call([&] {
-            if (!tuplestore_gettupleslot(reader_.messages(), true, false, slot)) return false;
-            bool isnull;
-            bytea *b = DatumGetByteaPP(slot_getattr(slot, 1, &isnull));
-            bytes = std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-            return true;
+    TimestampTz batch_start = pg_call([] { return GetCurrentTimestamp(); });
+    do {
+        pg_call([&] {
+            pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: decoding changes");
+            more = reader_.read(flushed, static_cast<uint64>(guc_batch_size));
+            pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
         });
-        if (!got) break;
-        handle_message(decode(bytes));
-    }
-    pg_call([&] {
-        ExecDropSingleTupleTableSlot(slot);
-        reader_.release_messages();
-    });
+        TupleTableSlot *slot = pg_call([&] { return MakeSingleTupleTableSlot(reader_.message_desc(), &TTSOpsMinimalTuple); });
+        for (;;) {
+            std::string_view bytes;
+            bool got = pg_call([&] {
+                if (!tuplestore_gettupleslot(reader_.messages(), true, false, slot)) return false;
+                bool isnull;
+                bytea *b = DatumGetByteaPP(slot_getattr(slot, 1, &isnull));
+                bytes = std::string_view(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+                return true;
+            });
+            if (!got) break;
+            handle_message(decode(bytes));
+        }
+        pg_call([&] {
+            ExecDropSingleTupleTableSlot(slot);
+            reader_.release_messages();
+        });
+    } while (more && !views_.empty() &&
+             pg_call([&] { return !TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), static_cast<int>(maintain_ms_)); }));
     flush_all();
+    TimestampTz maintain_start = pg_call([] { return GetCurrentTimestamp(); });
     maintain_views();
+    maintain_ms_ = pg_call([&] {
+        long secs;
+        int usecs;
+        TimestampDifference(maintain_start, GetCurrentTimestamp(), &secs, &usecs);
+        return Min(secs * 1000 + usecs / 1000, 60000L);
+    });
     check_view_version();
 
     if (txns_applied_ > 0 || p_.state == "error") {
@@ -725,9 +768,12 @@ void PipelineWorker::run() {
         pipeline_id_ = s->pipeline_id;
         LWLockRelease(shared->lock);
         BackgroundWorkerInitializeConnectionByOid(dboid_, InvalidOid, 0);
+        // Views compare rows by their text: floats must print exactly, whatever the settings.
+        SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         s->pid = MyProcPid;
         s->latch = MyLatch;
+        s->freshness.clear();
         LWLockRelease(shared->lock);
     });
     for (;;) {
