@@ -32,6 +32,10 @@ void _PG_init(void) {
     DefineCustomIntVariable("stategrid_ivm.wal_warning_size",
                             "WAL retained by a pipeline's slot past which the launcher logs a warning (0: never).",
                             nullptr, &guc_wal_warning_mb, 1024, 0, INT_MAX / 2, PGC_SIGHUP, GUC_UNIT_MB, nullptr, nullptr, nullptr);
+    // Tests only: the worker SIGKILLs itself at the named points (crash-matrix TAP test).
+    DefineCustomStringVariable("stategrid_ivm.debug_crash_at",
+                               "Comma-separated points where a pipeline worker kills itself (for crash tests only).",
+                               nullptr, &guc_debug_crash_at, "", PGC_SIGHUP, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("stategrid_ivm");
 
     if (!process_shared_preload_libraries_in_progress) return;

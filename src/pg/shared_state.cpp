@@ -29,6 +29,21 @@ int guc_batch_size = 10000;
 int guc_naptime_ms = 1000;
 int guc_max_pipelines = 16;
 int guc_wal_warning_mb = 1024;
+char *guc_debug_crash_at = nullptr;
+
+void crash_point(const char *point) {
+    if (!guc_debug_crash_at || !*guc_debug_crash_at) return;
+    size_t n = strlen(point);
+    for (const char *p = guc_debug_crash_at; (p = strstr(p, point)) != nullptr; p += n) {
+        bool starts = p == guc_debug_crash_at || p[-1] == ',' || p[-1] == ' ';
+        bool ends = p[n] == '\0' || p[n] == ',' || p[n] == ' ';
+        if (starts && ends) {
+            ereport(LOG, (errmsg("stategrid_ivm: crash point \"%s\" reached: process %d kills itself", point, MyProcPid)));
+            (void)kill(MyProcPid, SIGKILL);
+            pg_usleep(1000000L);  // the signal is on its way
+        }
+    }
+}
 
 static shmem_request_hook_type prev_shmem_request_hook = nullptr;
 static shmem_startup_hook_type prev_shmem_startup_hook = nullptr;

@@ -59,6 +59,10 @@ extern int guc_batch_size;
 extern int guc_naptime_ms;
 extern int guc_max_pipelines;
 extern int guc_wal_warning_mb;
+extern char *guc_debug_crash_at;
+
+// Crash tests: SIGKILLs the calling process if stategrid_ivm.debug_crash_at lists `point`.
+void crash_point(const char *point);
 
 void request_shared_memory();
 void install_shared_memory_hooks();

@@ -512,6 +512,7 @@ void PipelineWorker::backfill() {
             if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
         });
     }
+    pg_call([] { crash_point("backfill_copied"); });
     pg_call([&] {
         Datum args[4] = {Int32GetDatum(pipeline_id_), CStringGetTextDatum(snapshot.c_str()),
                          CStringGetTextDatum(lsn.c_str()), Int64GetDatum(static_cast<int64>(copied))};
@@ -658,6 +659,7 @@ bool PipelineWorker::apply_batch() {
     } while (more && !views_.empty() &&
              pg_call([&] { return !TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), static_cast<int>(maintain_ms_)); }));
     flush_all();
+    pg_call([] { crash_point("after_mirrors"); });
     TimestampTz maintain_start = pg_call([] { return GetCurrentTimestamp(); });
     maintain_views();
     maintain_ms_ = pg_call([&] {
@@ -666,6 +668,7 @@ bool PipelineWorker::apply_batch() {
         TimestampDifference(maintain_start, GetCurrentTimestamp(), &secs, &usecs);
         return Min(secs * 1000 + usecs / 1000, 60000L);
     });
+    pg_call([] { crash_point("after_views"); });
     check_view_version();
 
     if (txns_applied_ > 0 || p_.state == "error") {
@@ -694,6 +697,7 @@ bool PipelineWorker::apply_batch() {
         }
     });
     commit_xact();
+    pg_call([] { crash_point("after_commit"); });
     pg_call([] {
         replorigin_session_origin_lsn = InvalidXLogRecPtr;
         replorigin_session_origin_timestamp = 0;
@@ -705,6 +709,7 @@ bool PipelineWorker::apply_batch() {
     XLogRecPtr position = pg_call([&] { return reader_.position(); });
     if (!more) caught_up_ = flushed;
     pg_call([&] { reader_.confirm(more ? last_seen_end_lsn_ : position); });
+    pg_call([] { crash_point("after_confirm"); });
     publish(more ? InvalidXLogRecPtr : flushed, more ? last_commit_time_ : 0, true);
     return more;
 }

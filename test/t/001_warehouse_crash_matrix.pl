@@ -1,12 +1,22 @@
-# Crash test of a pipeline (issue 3, deliverable 7; DESIGN.md §2 invariant 2, §7).
+# Crash matrix of the whole State Grid warehouse (issue 3 deliverable 7, issue 7 deliverable 1;
+# DESIGN.md §2 invariant 2, §7).
 #
-# A pipeline over power_user and power_consumption, started on tables that already hold rows,
-# while two writers keep committing small transactions (inserts, updates, primary-key updates,
-# deletes, subtransactions, rollbacks) on both tables. Meanwhile the pipeline's worker is killed
-# with SIGKILL several times (each kill makes the postmaster restart every backend), then the
-# whole server is stopped in immediate mode and started again. After sync(), each ODS mirror
-# must equal its source exactly (EXCEPT ALL both ways, and counts), and the pipeline must be
-# running with no error.
+# A pipeline over power_user and power_consumption with the four warehouse views (DWD, DWS and
+# the ranking), started on tables that already hold rows, while two writers keep committing
+# small transactions (inserts, updates, primary-key updates, deletes, subtransactions,
+# rollbacks) on both tables. Meanwhile, each of these makes the postmaster restart every
+# backend:
+#   - the worker kills itself (SIGKILL, stategrid_ivm.debug_crash_at) at named points: during
+#     the backfill after the copy (before its commit), mid-batch after the mirrors were written,
+#     after the views were maintained (before the commit), right after the apply commit (before
+#     the slot is confirmed), right after the confirmation;
+#   - SIGKILL of the worker at random moments;
+#   - SIGKILL of a backend running refresh_view;
+#   - SIGKILL of the launcher;
+#   - an immediate stop of the whole server.
+# After sync(), verify() finds every mirror and view equal to a full recomputation, each ODS
+# mirror equals its source exactly (EXCEPT ALL both ways, and counts), and the pipeline runs
+# with no error.
 use strict;
 use warnings;
 
@@ -42,6 +52,7 @@ log_statement = none
 log_min_messages = warning
 # small batches: more apply transactions, so the kills land in more places
 stategrid_ivm.batch_size = 200
+# the server log tells when a crash point was reached (LOG lines are logged at this level too)
 });
 $node->start;
 
@@ -203,11 +214,49 @@ sub mirror_diff
 		    || (SELECT count(*) FROM $src) || ' ' || (SELECT count(*) FROM $ods)});
 }
 
-# ---- the pipeline, started while the writers write ------------------------------------------
+# ---- crash points -----------------------------------------------------------------------------
+my %kill_points;  # what was exercised, and how often
+
+# Sets stategrid_ivm.debug_crash_at (ALTER SYSTEM, reload): the worker reads it between batches.
+sub set_crash_at
+{
+	my ($points) = @_;
+	query_retry("ALTER SYSTEM SET stategrid_ivm.debug_crash_at = '$points'");
+	query_retry('SELECT pg_reload_conf()');
+}
+
+sub crash_point_hits
+{
+	my ($point) = @_;
+	my $log = slurp_file($node->logfile);
+	my $n = () = $log =~ /crash point "\Q$point\E" reached/g;
+	return $n;
+}
+
+# Arms one crash point, waits until the worker reached it (and the server came back), disarms it.
+sub crash_at
+{
+	my ($point, $timeout_s) = @_;
+	my $before = crash_point_hits($point);
+	set_crash_at($point);
+	my $hit = 0;
+	for (1 .. $timeout_s * 10)
+	{
+		if (crash_point_hits($point) > $before) { $hit = 1; last; }
+		usleep(100_000);
+	}
+	set_crash_at('');
+	query_retry('SELECT 1');
+	ok($hit, "crash point $point: the worker killed itself there");
+	$kill_points{"crash point $point"}++ if $hit;
+}
+
+# ---- the pipeline with the whole warehouse, started while the writers write ---------------------
 $node->safe_psql('postgres', q{
 SELECT stategrid_ivm.create_pipeline('p');
 SELECT stategrid_ivm.add_source('p', 'power_user');
 SELECT stategrid_ivm.add_source('p', 'power_consumption');
+SELECT stategrid_ivm.add_view('p', view_name, query) FROM stategrid_ivm.stategrid_warehouse_views() ORDER BY ord;
 });
 
 my @writers = map { start_writer($_) } (1, 2);
@@ -218,9 +267,27 @@ END
 	for my $w (@writers) { eval { $w->kill_kill(grace => 2) if $w->pumpable; 1 }; }
 }
 usleep(300_000);
+# the first backfill dies after its copy, before its commit; the next one completes
+set_crash_at('backfill_copied');
 $node->safe_psql('postgres', q{SELECT stategrid_ivm.start_pipeline('p')});
+for (1 .. 300)
 {
-	my ($rc, $out, $err) = $node->psql('postgres', q{SELECT stategrid_ivm.sync('p', '60 s')});
+	last if crash_point_hits('backfill_copied') > 0;
+	usleep(100_000);
+}
+set_crash_at('');
+query_retry('SELECT 1');
+ok(crash_point_hits('backfill_copied') > 0, 'crash point backfill_copied: the backfill was killed before its commit');
+$kill_points{'crash point backfill_copied'}++ if crash_point_hits('backfill_copied') > 0;
+{
+	# the disarmed crash point may still fire once more, while the reload is on its way
+	my ($rc, $out, $err);
+	for (1 .. 5)
+	{
+		($rc, $out, $err) = $node->psql('postgres', q{SELECT stategrid_ivm.sync('p', '60 s')});
+		last if $rc == 0 || $err !~ /terminating connection|server closed the connection|could not connect/;
+		query_retry('SELECT 1');
+	}
 	if (!is($rc, 0, 'pipeline started and caught up while the writers write'))
 	{
 		diag $err;
@@ -247,7 +314,13 @@ sub wait_gone
 	return 0;
 }
 
-my $kills = 6;
+for my $point (qw(after_mirrors after_views after_commit after_confirm))
+{
+	wait_worker_pid();
+	crash_at($point, 60);
+}
+
+my $kills = 4;
 my %seen;
 for my $k (1 .. $kills)
 {
@@ -262,8 +335,40 @@ for my $k (1 .. $kills)
 	# the postmaster restarts every backend; wait until the server answers again
 	query_retry('SELECT 1');
 	note sprintf('kill %d at %.1f s, writer runs so far %d', $k, time() - $t0, $before);
+	$kill_points{'SIGKILL of the worker at a random moment'}++;
 }
 is(scalar(keys %seen), $kills, 'each kill hit a different worker process');
+
+# ---- SIGKILL a backend in the middle of refresh_view -------------------------------------------
+{
+	wait_worker_pid();
+	my $refresh = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $connstr, '-c',
+		  "SELECT stategrid_ivm.refresh_view('dws_user_ranking'), pg_sleep(5)" ],
+		'<', \undef, '>', "$tmp/refresh.out", '2>&1');
+	my $pid;
+	for (1 .. 100)
+	{
+		$pid = query_retry(q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%refresh_view(''dws_user_ranking'')%'
+		                     AND pid <> pg_backend_pid() LIMIT 1});
+		last if $pid =~ /^\d+$/;
+		usleep(20_000);
+	}
+	ok($pid =~ /^\d+$/ && kill('KILL', $pid), "SIGKILL sent to the backend running refresh_view ($pid)");
+	$kill_points{'SIGKILL of a backend in refresh_view'}++;
+	$refresh->finish;
+	query_retry('SELECT 1');
+}
+
+# ---- SIGKILL the launcher ---------------------------------------------------------------------
+{
+	my $launcher = query_retry(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'stategrid_ivm launcher'});
+	ok($launcher =~ /^\d+$/ && kill('KILL', $launcher), "SIGKILL sent to the launcher ($launcher)");
+	ok(wait_gone($launcher), 'the launcher is gone');
+	$kill_points{'SIGKILL of the launcher'}++;
+	query_retry('SELECT 1');
+	wait_worker_pid();
+}
 
 # the writers went on after the restarts
 my $runs_before = writer_runs();
@@ -280,6 +385,7 @@ usleep(300_000 + int(rand(700_000)));
 $node->stop('immediate');
 $node->start;
 usleep(500_000);
+$kill_points{'immediate stop of the server'}++;
 
 # stop the writers
 open my $sf, '>', $stop_file or die;
@@ -300,6 +406,19 @@ for my $pair ([ 'power_user', 'ods_power_user' ], [ 'power_consumption', 'ods_po
 	is($extra,   0, "$ods: no extra row");
 	is($nods, $nsrc, "$ods: same count as $src ($nsrc)");
 }
+
+# ---- every mirror and view equals a full recomputation ------------------------------------------
+my $verify = $node->safe_psql('postgres', q{
+	SELECT string_agg(view_name || ': ' || missing_rows || ' missing, ' || extra_rows || ' extra', '; '
+	                  ORDER BY view_name) FILTER (WHERE NOT ok),
+	       count(*)
+	FROM stategrid_ivm.verify('p')});
+my ($bad, $checked) = split /\|/, $verify;
+is($bad, '', "verify(): all $checked tables of the warehouse equal a full recomputation");
+note sprintf('%d kinds of kill point exercised, %d kills in all: %s', scalar(keys %kill_points),
+	eval { my $n = 0; $n += $_ for values %kill_points; $n },
+	join(', ', map { "$_ x$kill_points{$_}" } sort keys %kill_points));
+is(scalar(keys %kill_points), 9, 'all nine kinds of kill point were exercised');
 
 my $status = $node->safe_psql('postgres', q{
 	SELECT state, worker_pid IS NOT NULL, transactions_applied > 0, rows_applied > 0,
