@@ -12,6 +12,141 @@
 -- =======================================================================================
 
 -- ---------------------------------------------------------------------------------------
+-- Maintained tables refuse direct writes. Every ODS mirror and maintained view gets a
+-- statement trigger, sgivm_refuse_direct_writes, that lets through only the pipeline's worker
+-- and add_view / refresh_view filling the table; any other INSERT, UPDATE, DELETE or TRUNCATE
+-- fails with a hint. The trigger comes and goes with the table's catalog row (add_source,
+-- add_view, drop_pipeline), so the functions that write the catalog need not know about it.
+-- ---------------------------------------------------------------------------------------
+
+CREATE FUNCTION _refuse_direct_write() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'sgivm_refuse_direct_write';
+
+-- Lets the calling transaction write one maintained table (add_view, refresh_view). Checks
+-- itself that the role may insert into and delete from the table.
+CREATE FUNCTION _allow_direct_write(rel oid) RETURNS void
+LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_allow_direct_write';
+
+-- Puts the trigger on a maintained table (or replaces it: the pipeline's name is its argument).
+CREATE FUNCTION _guard_table(rel oid, pipeline text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('CREATE OR REPLACE TRIGGER sgivm_refuse_direct_writes'
+                   ' BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION stategrid_ivm._refuse_direct_write(%L)',
+                   rel::regclass, pipeline);
+END
+$$;
+
+-- Catalog trigger: a table that becomes a mirror (source row) or a view (view row) is guarded.
+-- add_view fills the new view in the same transaction: that one table stays writable until
+-- the transaction ends. A row whose OID is not the table it names (a catalog restored by
+-- pg_restore names the tables of another cluster) is left alone.
+CREATE FUNCTION _guard_registered_table() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel oid;
+    v_name text;
+BEGIN
+    IF TG_TABLE_NAME = 'source' THEN
+        v_rel := NEW.ods_relid;
+        v_name := NEW.ods_name;
+    ELSE
+        v_rel := NEW.relid;
+        v_name := NEW.view_name;
+    END IF;
+    IF to_regclass(v_name) = v_rel THEN
+        PERFORM stategrid_ivm._guard_table(v_rel, (SELECT p.name FROM stategrid_ivm.pipeline p
+                                                   WHERE p.pipeline_id = NEW.pipeline_id));
+        IF TG_TABLE_NAME = 'view' THEN
+            PERFORM stategrid_ivm._allow_direct_write(v_rel);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Catalog trigger: a table that stops being maintained (drop_pipeline without drop_tables)
+-- becomes an ordinary table again.
+CREATE FUNCTION _unguard_unregistered_table() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rel oid;
+BEGIN
+    IF TG_TABLE_NAME = 'source' THEN
+        v_rel := OLD.ods_relid;
+    ELSE
+        v_rel := OLD.relid;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t
+               WHERE t.tgrelid = v_rel AND t.tgname = 'sgivm_refuse_direct_writes'
+                 AND t.tgfoid = 'stategrid_ivm._refuse_direct_write()'::regprocedure) THEN
+        EXECUTE format('DROP TRIGGER sgivm_refuse_direct_writes ON %s', v_rel::regclass);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER guard_mirror AFTER INSERT ON source
+FOR EACH ROW EXECUTE FUNCTION _guard_registered_table();
+CREATE TRIGGER guard_view AFTER INSERT ON view
+FOR EACH ROW EXECUTE FUNCTION _guard_registered_table();
+CREATE TRIGGER unguard_mirror AFTER DELETE ON source
+FOR EACH ROW EXECUTE FUNCTION _unguard_unregistered_table();
+CREATE TRIGGER unguard_view AFTER DELETE ON view
+FOR EACH ROW EXECUTE FUNCTION _unguard_unregistered_table();
+
+-- Tables of pipelines created before this version get their trigger now.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT s.ods_relid AS rel, p.name FROM stategrid_ivm.source s JOIN stategrid_ivm.pipeline p USING (pipeline_id)
+             WHERE to_regclass(s.ods_name) = s.ods_relid
+             UNION ALL
+             SELECT v.relid, p.name FROM stategrid_ivm.view v JOIN stategrid_ivm.pipeline p USING (pipeline_id)
+             WHERE to_regclass(v.view_name) = v.relid LOOP
+        PERFORM stategrid_ivm._guard_table(r.rel, r.name);
+    END LOOP;
+END
+$$;
+
+-- refresh_view (as in 0.1.0) opens its table for the recomputation.
+CREATE OR REPLACE FUNCTION refresh_view(view_name regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v stategrid_ivm.view;
+    n bigint;
+BEGIN
+    SELECT * INTO v FROM stategrid_ivm.view WHERE relid = refresh_view.view_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not a maintained view', view_name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    PERFORM stategrid_ivm._pipeline((SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
+    -- The worker writes this table only inside its apply transactions: wait for it, then
+    -- recompute from the inputs as of its last commit.
+    EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', view_name);
+    PERFORM stategrid_ivm._allow_direct_write(view_name);
+    EXECUTE format('DELETE FROM %s', view_name);
+    EXECUTE v.plan->>'populate';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- verify (as in 0.1.0) finds a source and a maintained table by OID, so a renamed source
 -- table is still compared with its mirror; a table that is gone is reported, not an error.
 -- ---------------------------------------------------------------------------------------
@@ -122,4 +257,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION rebuild_pipeline(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _refuse_direct_write(), _guard_table(oid, text), _guard_registered_table(),
+    _unguard_unregistered_table(), rebuild_pipeline(text) FROM PUBLIC;
+-- checks the caller's rights on the table itself
+GRANT EXECUTE ON FUNCTION _allow_direct_write(oid) TO PUBLIC;
