@@ -241,11 +241,12 @@ BEGIN
         state = CASE WHEN state IN ('created', 'paused') THEN state ELSE 'backfilling' END,
         backfill_snapshot = NULL, backfill_lsn = NULL, error_count = 0
     WHERE pipeline_id = p.pipeline_id;
-    -- The worker reads the old slot: stop it; the launcher starts a new one, which waits for
-    -- this transaction and then backfills.
-    SELECT s.worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
-    JOIN pg_stat_activity a ON a.pid = s.worker_pid AND a.backend_type = 'stategrid_ivm worker'
-    WHERE s.pipeline_id = p.pipeline_id;
+    -- A worker that holds the old slot (running, or stopping after a pause) is stopped and
+    -- waited for; the launcher starts a new one, which waits for this transaction and then
+    -- backfills. A worker in error holds no slot and reads the new one at its next attempt.
+    SELECT s.active_pid INTO v_pid FROM pg_replication_slots s
+    JOIN pg_stat_activity a ON a.pid = s.active_pid AND a.backend_type = 'stategrid_ivm worker'
+    WHERE s.slot_name = p.slot_name;
     IF v_pid IS NOT NULL THEN
         PERFORM pg_terminate_backend(v_pid, 10000);
     END IF;

@@ -42,6 +42,13 @@ VALUES (1, 5.00, 2.80, '2024-01-16 12:00', 'M-001');
 SELECT stategrid_ivm.sync('ddl') IS NOT NULL AS synced;
 SELECT meter_no FROM ods_power_consumption WHERE meter_no IS NOT NULL;
 SELECT view_name, ok FROM stategrid_ivm.verify('ddl');
+-- ...and dropped again: no view reads it, the mirror keeps the column, the views go on
+ALTER TABLE power_consumption DROP COLUMN meter_no;
+INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+VALUES (1, 5.50, 3.08, '2024-01-16 12:30');
+SELECT stategrid_ivm.sync('ddl') IS NOT NULL AS synced;
+SELECT count(*) AS mirrored, count(meter_no) AS with_meter_no FROM ods_power_consumption WHERE consumption_amount IN (5.00, 5.50);
+SELECT view_name, ok FROM stategrid_ivm.verify('ddl');
 
 -- a column the detail view reads is dropped: error, naming the column and the view
 ALTER TABLE power_consumption DROP COLUMN consumption_cost;
