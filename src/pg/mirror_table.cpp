@@ -149,6 +149,17 @@ void MirrorTable::describe(const RelationMessage &rel) {
             fmgr_info_cxt(func, &m.input, cxt_);
         }
     });
+    // Columns whose type the source changed (ALTER COLUMN ... TYPE): their values would go in
+    // through the mirror's old type, rounded or refused. The worker stops and names them.
+    stream_retyped_.clear();
+    for (size_t i = 0; i < cols_.size(); i++) {
+        const Column &c = rel.columns[i];
+        const MirrorColumn &m = cols_[i];
+        if (c.type_oid == m.type && (m.typmod == -1 || c.typmod == m.typmod)) continue;
+        char *was = pg_call([&] { return format_type_with_typemod(m.type, m.typmod); });
+        char *now = pg_call([&] { return format_type_with_typemod(c.type_oid, c.typmod); });
+        stream_retyped_.push_back(RetypedColumn{m.name, was, now});
+    }
     described_ = rel;
     changes_ = std::make_unique<RowChangeSet>(key_positions);
     prepare_statements();
@@ -216,6 +227,12 @@ void MirrorTable::prepare_statements() {
 }
 
 void MirrorTable::add(const RowMessage &m) { changes_->add(m); }
+
+void MirrorTable::forget_stream() {
+    changes_.reset();
+    stream_lacks_.clear();
+    stream_retyped_.clear();
+}
 
 void MirrorTable::set_capture(bool on) {
     if (on == capture_) return;

@@ -48,6 +48,14 @@ public:
 
     // Columns of the mirror the stream no longer has (dropped or renamed in the source).
     const std::vector<std::string> &stream_lacks() const { return stream_lacks_; }
+    // Columns whose type in the stream differs from the mirror's (retyped in the source).
+    struct RetypedColumn {
+        std::string name, mirror_type, stream_type;
+    };
+    const std::vector<RetypedColumn> &stream_retyped() const { return stream_retyped_; }
+
+    // After an aborted batch: drop its pending changes; the next relation message re-describes.
+    void forget_stream();
 
     void add(const RowMessage &m);
     size_t pending() const { return changes_ ? changes_->changes() : 0; }
@@ -82,6 +90,7 @@ private:
     SPIPlanPtr base_plan_ = nullptr;
     SPIPlanPtr truncate_plan_ = nullptr;
     std::vector<std::string> stream_lacks_;
+    std::vector<RetypedColumn> stream_retyped_;
     bool capture_ = false;
     bool delta_stale_ = false;           // the mirror gained columns: recreate the delta table
     MemoryContext cxt_ = nullptr;        // column input functions

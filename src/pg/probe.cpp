@@ -6,6 +6,7 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -49,7 +50,11 @@ void sgivm_probe_main(Datum arg) {
         for (uint64 i = 0; i < SPI_processed; i++) {
             bool isnull;
             ids[n] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-            strlcpy(names[n], SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), NAMEDATALEN);
+            // the worker's name (process title, log lines) holds the first bytes: whole characters only
+            char *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+            int len = pg_mbcliplen(name, static_cast<int>(strlen(name)), NAMEDATALEN - 1);
+            memcpy(names[n], name, len);
+            names[n][len] = '\0';
             n++;
         }
     }

@@ -26,6 +26,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
@@ -46,6 +47,7 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 #include "pg/mirror_table.hpp"
 #include "pg/seam.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/slot_health.hpp"
 
 namespace sgivm::pg {
 
@@ -153,6 +155,7 @@ private:
     std::optional<CopySnapshot> copy_snapshot_;
     XLogRecPtr origin_progress_ = InvalidXLogRecPtr;
     bool skipping_ = false;
+    bool discard_temp_tables_ = false;  // a batch failed: the next one recreates its temp tables
     uint64_t pending_changes_ = 0;
     uint64_t txns_applied_ = 0, rows_applied_ = 0;
     XLogRecPtr last_end_lsn_ = InvalidXLogRecPtr;
@@ -454,6 +457,7 @@ void PipelineWorker::publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied,
         s->oldest_unapplied_commit = oldest_unapplied;
         if (batch_done) {
             s->last_batch_at = now;
+            s->failures = 0;  // working again: the next restart after a crash comes quickly
             s->freshness.rotate(now);
             s->freshness.current.merge(fresh);
         }
@@ -498,19 +502,27 @@ void PipelineWorker::backfill() {
         });
         std::string del = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
         sql = text_of(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-        pg_call([&] {
-            if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty a mirror");
-            if (SPI_execute(sql.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not copy %s", s.source_name.c_str());
-            copied += SPI_processed;
-        });
+        try {
+            pg_call([&] {
+                if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty a mirror");
+                if (SPI_execute(sql.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not copy %s", s.source_name.c_str());
+                copied += SPI_processed;
+            });
+        } catch (PgError &e) {
+            throw std::runtime_error("backfilling the mirror of source table " + s.source_name + ": " + e.what());
+        }
     }
     // Views start from the copied mirrors.
     for (const ViewMaintenance &v : views_) {
         std::string del = "DELETE FROM " + v.name;
-        pg_call([&] {
-            if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", v.name.c_str());
-            if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
-        });
+        try {
+            pg_call([&] {
+                if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", v.name.c_str());
+                if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
+            });
+        } catch (PgError &e) {
+            throw std::runtime_error("backfilling view " + v.name + ": " + e.what());
+        }
     }
     pg_call([] { crash_point("backfill_copied"); });
     pg_call([&] {
@@ -562,7 +574,33 @@ void PipelineWorker::handle_message(const Message &m) {
                             if (use.first == t->mirror_relid() && use.second == col)
                                 throw std::runtime_error("column \"" + col + "\" of source table " + t->source_name() +
                                                          " was dropped or renamed, but view " + v.name +
-                                                         " reads it; restore the column, or drop and re-create the pipeline");
+                                                         " reads it; restore the column and rebuild the pipeline (SELECT"
+                                                         " stategrid_ivm.rebuild_pipeline('" + p_.name +
+                                                         "')), or drop the pipeline and create it again");
+                // A column the source retyped: its values no longer fit the mirror's column.
+                for (const MirrorTable::RetypedColumn &r : t->stream_retyped()) {
+                    std::string readers;
+                    for (const ViewMaintenance &v : views_)
+                        for (const auto &use : v.uses)
+                            if (use.first == t->mirror_relid() && use.second == r.name &&
+                                readers.find(v.name) == std::string::npos)
+                                readers += (readers.empty() ? "" : ", ") + v.name;
+                    std::string what = "column \"" + r.name + "\" of source table " + t->source_name() +
+                                       " changed type from " + r.mirror_type + " to " + r.stream_type;
+                    if (!readers.empty())
+                        throw std::runtime_error(what + ", and view " + readers +
+                                                 " reads it; restore the column's type and rebuild the pipeline (SELECT"
+                                                 " stategrid_ivm.rebuild_pipeline('" + p_.name +
+                                                 "')), or drop the pipeline with its tables and create it again");
+                    std::string column = pg_call([&] { return std::string(quote_identifier(r.name.c_str())); });
+                    std::string mirror = pg_call([&] {
+                        Oid m = t->mirror_relid();
+                        return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(m)), get_rel_name(m)));
+                    });
+                    throw std::runtime_error(what + "; no view reads it: ALTER TABLE " + mirror +
+                                             " ALTER COLUMN " + column + " TYPE " + r.stream_type +
+                                             " makes the mirror follow, and the pipeline continues");
+                }
             }
             break;
         case MessageKind::Insert:
@@ -571,6 +609,13 @@ void PipelineWorker::handle_message(const Message &m) {
             if (skipping_) break;
             if (MirrorTable *t = mirror_for(m.row.relid)) {
                 if (!t->described()) throw FormatError("row change before its relation message");
+                if (m.kind == MessageKind::Delete && m.row.old_kind == OldRowKind::Key && m.row.old_row.empty())
+                    throw std::runtime_error(
+                        "a DELETE from source table " + t->source_name() +
+                        " carries no key (its REPLICA IDENTITY is NOTHING, or it lost its primary key), so the"
+                        " pipeline cannot tell which row went; give the table its key back (REPLICA IDENTITY DEFAULT"
+                        " with a primary key), then rebuild the pipeline: SELECT stategrid_ivm.rebuild_pipeline('" +
+                        p_.name + "')");
                 t->add(m.row);
                 rows_applied_++;
                 if (++pending_changes_ >= static_cast<uint64_t>(guc_batch_size)) flush_all();
@@ -616,11 +661,28 @@ bool PipelineWorker::apply_batch() {
     last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
+    if (discard_temp_tables_) {
+        // After a failed batch: the working tables are made again from the tables as they are
+        // now (a column widened to fix the failure must not fail on in an old copy of it).
+        pg_call([] {
+            if (SPI_execute("DISCARD TEMP", false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: DISCARD TEMP failed");
+        });
+        discard_temp_tables_ = false;
+    }
     for (auto &m : mirrors_) {
         m.second->captured = 0;
         m.second->ensure_delta_table();
     }
     if (!reader_.is_open()) {
+        SlotHealth health = pg_call([&] { return slot_health(p_.slot.c_str()); });
+        if (health != SlotHealth::Usable)
+            throw std::runtime_error(
+                "replication slot " + p_.slot + " of pipeline \"" + p_.name + "\" " +
+                (health == SlotHealth::Lost ? "was invalidated: the server removed WAL the pipeline still needed"
+                                              " (it kept more than max_slot_wal_keep_size)"
+                                            : "does not exist (dropped by hand, or the database was restored from a dump)") +
+                "; rebuild the pipeline, which copies its sources again: SELECT stategrid_ivm.rebuild_pipeline('" +
+                p_.name + "')");
         pg_call([&] {
             List *options = list_make2(makeDefElem(pstrdup("relids"), (Node *)makeString(pstrdup(p_.relids.c_str())), -1),
                                        makeDefElem(pstrdup("skip-origin"), (Node *)makeString(pstrdup(p_.origin.c_str())), -1));
@@ -744,6 +806,10 @@ void PipelineWorker::abort_batch() {
         pg_call([&] { reader_.close(); });
     } catch (PgError &) {
     }
+    // Pending changes of the aborted batch go, and the next relation message is looked at
+    // afresh (the mirror may have been altered to follow its source meanwhile).
+    for (auto &m : mirrors_) m.second->forget_stream();
+    discard_temp_tables_ = true;
 }
 
 void PipelineWorker::record_error(const std::string &message, const std::string &detail) {
