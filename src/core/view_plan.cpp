@@ -196,6 +196,11 @@ ViewPlan plan_view(const ViewShape &s) {
         p.recompute = capture(into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh +
                                   " n WHERE NOT EXISTS (SELECT 1 FROM (" + kept + ") k WHERE k.sgivm_row = " + row_n + ")",
                               self_delta);
+        for (bool nulls : {false, true})
+            p.replace_remove.push_back(
+                capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls), self_delta));
+        p.replace_insert = capture(into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n",
+                                   self_delta);
     }
 
     std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
@@ -259,7 +264,11 @@ std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
     o += ",\"deparsed\":" + json_string(s.deparsed);
     o += ",\"setup\":" + json_array(p.setup);
     o += ",\"fill_affected\":" + json_string(p.fill_affected);
-    if (!p.compute.empty()) o += ",\"compute\":" + json_string(p.compute);
+    if (!p.compute.empty()) {
+        o += ",\"compute\":" + json_string(p.compute);
+        o += ",\"replace_remove\":" + json_array(p.replace_remove);
+        o += ",\"replace_insert\":" + json_string(p.replace_insert);
+    }
     o += ",\"remove\":" + json_array(p.remove);
     o += ",\"recompute\":" + json_string(p.recompute);
     o += ",\"populate\":" + json_string(p.populate);

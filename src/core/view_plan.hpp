@@ -50,6 +50,10 @@ struct ViewPlan {
     std::string compute;                // the scope's rows recomputed, into new_table (empty: no diff)
     std::vector<std::string> remove;    // rows of the view in scope that changed, into the view's delta
     std::string recompute;              // the recomputed rows the view lacks, into the view and its delta
+    // With a work table (compute): when most of the scope changes anyway, replacing it is
+    // cheaper than diffing: all rows of the scope out, all recomputed rows in (both captured).
+    std::vector<std::string> replace_remove;
+    std::string replace_insert;
     std::string populate;               // the whole view, for add_view and refresh_view
     std::string verify;                 // one row: missing_rows, extra_rows
     std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs

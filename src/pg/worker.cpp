@@ -74,10 +74,13 @@ struct ViewMaintenance {
     Oid relid = InvalidOid;
     std::string name;
     std::vector<Oid> inputs;
-    std::vector<std::string> setup, remove;
+    std::vector<std::string> setup, remove, replace_remove;
     std::vector<std::pair<Oid, std::string>> uses;  // (input table, column) the query reads
     std::string fill, compute, recompute, populate;  // compute: empty in plans without it (0.1.0)
     std::string analyze;                             // ANALYZE of the affected-keys table
+    std::string replace_insert;
+    SPIPlanPtr replace_insert_plan = nullptr;
+    std::vector<SPIPlanPtr> replace_remove_plans;
     SPIPlanPtr fill_plan = nullptr, compute_plan = nullptr, recompute_plan = nullptr;
     std::vector<SPIPlanPtr> remove_plans;
 };
@@ -313,6 +316,8 @@ void PipelineWorker::load_views(int version) {
         for (ViewMaintenance &v : views_) {
             if (v.fill_plan) SPI_freeplan(v.fill_plan);
             if (v.compute_plan) SPI_freeplan(v.compute_plan);
+            if (v.replace_insert_plan) SPI_freeplan(v.replace_insert_plan);
+            for (SPIPlanPtr p : v.replace_remove_plans) SPI_freeplan(p);
             if (v.recompute_plan) SPI_freeplan(v.recompute_plan);
             for (SPIPlanPtr p : v.remove_plans) SPI_freeplan(p);
         }
@@ -329,6 +334,8 @@ void PipelineWorker::load_views(int version) {
                 "  UNION ALL SELECT 'remove', x, n FROM jsonb_array_elements_text(v.plan->'remove') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'fill', v.plan->>'fill_affected', 1"
                 "  UNION ALL SELECT 'compute', v.plan->>'compute', 1 WHERE v.plan ? 'compute'"
+                "  UNION ALL SELECT 'replace_insert', v.plan->>'replace_insert', 1 WHERE v.plan ? 'replace_insert'"
+                "  UNION ALL SELECT 'replace_remove', x, n FROM jsonb_array_elements_text(coalesce(v.plan->'replace_remove', '[]')) WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'recompute', v.plan->>'recompute', 1"
                 "  UNION ALL SELECT 'populate', v.plan->>'populate', 1"
                 "  UNION ALL SELECT 'uses', (v.plan->'input_relids'->>(i.n - 1)::int) || '.' || c, i.n"
@@ -357,6 +364,8 @@ void PipelineWorker::load_views(int version) {
         else if (kind == "remove") v.remove.push_back(sql);
         else if (kind == "fill") v.fill = sql;
         else if (kind == "compute") v.compute = sql;
+        else if (kind == "replace_insert") v.replace_insert = sql;
+        else if (kind == "replace_remove") v.replace_remove.push_back(sql);
         else if (kind == "recompute") v.recompute = sql;
         else if (kind == "populate") v.populate = sql;
         else if (kind == "uses") {
@@ -378,13 +387,13 @@ void PipelineWorker::load_views(int version) {
 // keys or groups the changes touched. Views write their own deltas for the views above them.
 void PipelineWorker::maintain_views() {
     if (views_.empty()) return;
-    std::map<Oid, bool> changed;
-    for (auto &m : mirrors_) changed[m.second->mirror_relid()] = m.second->captured > 0;
+    std::map<Oid, uint64> changed;  // delta rows of each input in this batch
+    for (auto &m : mirrors_) changed[m.second->mirror_relid()] = m.second->captured;
     for (ViewMaintenance &v : views_) {
-        bool dirty = false;
-        for (Oid in : v.inputs) dirty = dirty || changed[in];
-        changed[v.relid] = false;
-        if (!dirty) continue;
+        uint64 delta_rows = 0;
+        for (Oid in : v.inputs) delta_rows += changed[in];
+        changed[v.relid] = 0;
+        if (delta_rows == 0) continue;
         uint64 written = 0;
         try {
         pg_call([&] {
@@ -404,16 +413,25 @@ void PipelineWorker::maintain_views() {
             // the view): a work table without statistics passes for thousands of rows.
             if (SPI_execute(v.analyze.c_str(), false, 0) < 0)
                 elog(ERROR, "stategrid_ivm: %s failed", v.analyze.c_str());
-            if (!v.compute.empty() &&
-                SPI_execute_plan(prepared(v.compute_plan, v.compute), nullptr, nullptr, false, 0) < 0)
-                elog(ERROR, "stategrid_ivm: recomputing the rows of %s failed", v.name.c_str());
-            v.remove_plans.resize(v.remove.size(), nullptr);
-            for (size_t i = 0; i < v.remove.size(); i++) {
-                if (SPI_execute_plan(prepared(v.remove_plans[i], v.remove[i]), nullptr, nullptr, false, 0) < 0)
+            // Rows of the scope that changed are replaced (diff); when the input changes are
+            // many against the recomputed scope (a backlog, a bulk load), most of it changes
+            // anyway and the whole scope is replaced from the work table instead.
+            bool replace = false;
+            if (!v.compute.empty()) {
+                if (SPI_execute_plan(prepared(v.compute_plan, v.compute), nullptr, nullptr, false, 0) < 0)
+                    elog(ERROR, "stategrid_ivm: recomputing the rows of %s failed", v.name.c_str());
+                replace = !v.replace_insert.empty() && delta_rows >= 10000 && delta_rows * 4 >= SPI_processed;
+            }
+            std::vector<std::string> &removes = replace ? v.replace_remove : v.remove;
+            std::vector<SPIPlanPtr> &remove_plans = replace ? v.replace_remove_plans : v.remove_plans;
+            remove_plans.resize(removes.size(), nullptr);
+            for (size_t i = 0; i < removes.size(); i++) {
+                if (SPI_execute_plan(prepared(remove_plans[i], removes[i]), nullptr, nullptr, false, 0) < 0)
                     elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
                 written += SPI_processed;
             }
-            if (SPI_execute_plan(prepared(v.recompute_plan, v.recompute), nullptr, nullptr, false, 0) < 0)
+            SPIPlanPtr &insert_plan = replace ? v.replace_insert_plan : v.recompute_plan;
+            if (SPI_execute_plan(prepared(insert_plan, replace ? v.replace_insert : v.recompute), nullptr, nullptr, false, 0) < 0)
                 elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
             written += SPI_processed;
         });
@@ -421,7 +439,7 @@ void PipelineWorker::maintain_views() {
             // Name the view: the statement's own message rarely does.
             throw std::runtime_error("maintaining view " + v.name + ": " + e.what());
         }
-        changed[v.relid] = written > 0;
+        changed[v.relid] = written;
     }
 }
 

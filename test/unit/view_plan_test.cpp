@@ -577,3 +577,29 @@ TEST(ViewPlanJson, EmptyArraysAndNoJoins) {
 }
 
 }  // namespace
+
+// ---- keyed views: the whole scope can also be replaced from the work table ---------------------
+
+TEST(ViewPlanReplace, ReplaceTakesTheWholeScopeAndInsertsTheWorkTable) {
+    ViewPlan p = plan_view(ranking_shape());
+    ASSERT_EQ(p.replace_remove.size(), 2u);
+    EXPECT_EQ(p.replace_remove[0],
+              "WITH sgivm_changed AS (DELETE FROM dw.dws_ranking WHERE (\"stat_date\", \"region_id\") IN (SELECT sgivm_k1, "
+              "sgivm_k2 FROM pg_temp.sgivm_aff_500) RETURNING *) INSERT INTO pg_temp.sgivm_delta_500 SELECT * FROM sgivm_changed");
+    EXPECT_CONTAINS(p.replace_remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (\"stat_date\")");
+    EXPECT_EQ(p.replace_insert,
+              "WITH sgivm_changed AS (INSERT INTO dw.dws_ranking (\"user_id\", \"region_id\", \"stat_date\", \"total\", "
+              "\"ranking\") SELECT n.\"user_id\", n.\"region_id\", n.\"stat_date\", n.\"total\", n.\"ranking\" FROM "
+              "pg_temp.sgivm_new_500 n RETURNING *) INSERT INTO pg_temp.sgivm_delta_500 SELECT * FROM sgivm_changed");
+    const std::string json = plan_to_json(ranking_shape(), p);
+    EXPECT_CONTAINS(json, "\"compute\":\"INSERT INTO pg_temp.sgivm_new_500 ");
+    EXPECT_CONTAINS(json, "\"replace_remove\":[\"WITH sgivm_changed AS (DELETE FROM dw.dws_ranking WHERE ");
+    EXPECT_CONTAINS(json, "\"replace_insert\":\"WITH sgivm_changed AS (INSERT INTO dw.dws_ranking ");
+    // a keyless view has neither a work table nor a replace path
+    ViewShape s = stats_shape();
+    s.key.clear();
+    ViewPlan q = plan_view(s);
+    EXPECT_TRUE(q.replace_remove.empty());
+    EXPECT_TRUE(q.replace_insert.empty());
+    EXPECT_EQ(plan_to_json(s, q).find("\"compute\""), std::string::npos);
+}
