@@ -2,6 +2,7 @@
 // Integers are big-endian; every message starts with the format version and its kind.
 #include "core/change_format.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -197,6 +198,7 @@ public:
         pos_ += n;
         return s;
     }
+    size_t remaining() const { return b_.size() - pos_; }
     void finish() const {
         if (pos_ != b_.size())
             throw FormatError("trailing bytes after message (" + std::to_string(b_.size() - pos_) + ")");
@@ -237,9 +239,11 @@ Value read_value(Reader &r) {
     throw FormatError(buf);
 }
 
+// A count read from the input is only a claim: reserve no more than the bytes left can hold
+// (a value takes at least its kind byte), so a short message cannot make a large allocation.
 Row read_values(Reader &r, uint16_t n) {
     Row row;
-    row.reserve(n);
+    row.reserve(std::min<size_t>(n, r.remaining()));
     for (uint16_t i = 0; i < n; i++) row.push_back(read_value(r));
     return row;
 }
@@ -270,7 +274,8 @@ Message decode(std::string_view bytes) {
             m.relation.schema = r.str("schema name");
             m.relation.name = r.str("relation name");
             uint16_t n = r.u16("column count");
-            m.relation.columns.reserve(n);
+            constexpr size_t kMinColumnBytes = 4 + 4 + 4 + 1;  // empty name, type oid, typmod, flags
+            m.relation.columns.reserve(std::min<size_t>(n, r.remaining() / kMinColumnBytes));
             for (uint16_t i = 0; i < n; i++) {
                 Column c;
                 c.name = r.str("column name");
