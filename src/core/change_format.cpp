@@ -358,8 +358,6 @@ void civil_from_days(int64_t z, int64_t &y, unsigned &m, unsigned &d) {
 constexpr int64_t kDaysFrom1970To2000 = 10957;
 constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // "YYYY-MM-DD" as PostgreSQL's ISO style writes it: there is no year 0, a year up to 0 is
 // shown as 1 - year and the caller appends " BC" (after the time and zone, if any).
 std::string civil_date(int64_t days_since_2000, bool &bc) {
@@ -388,8 +386,14 @@ std::string format_timestamp(int64_t us, bool with_zone) {
     // TIMESTAMP_NOBEGIN / TIMESTAMP_NOEND
     if (us == INT64_MIN) return "-infinity";
     if (us == INT64_MAX) return "infinity";
-    int64_t days = floor_div(us, kUsPerDay);
-    int64_t rest = us - days * kUsPerDay;
+    // The day and the microsecond of the day, rounded down; not as us - days * kUsPerDay, whose
+    // product overflows in the first and last day of the int64 range (reachable through
+    // change_to_text() with any bytes).
+    int64_t days = us / kUsPerDay, rest = us % kUsPerDay;
+    if (rest < 0) {
+        rest += kUsPerDay;
+        days--;
+    }
     bool bc;
     std::string s = civil_date(days, bc);
     int64_t secs = rest / 1000000, frac = rest % 1000000;

@@ -929,6 +929,13 @@ TEST(ChangeFormatText, TimestampInfinity) {
     EXPECT_EQ(format_value(Value::timestamptz(kInt64Min)), "'-infinity'");
 }
 
+TEST(ChangeFormatText, TimestampNextToInfinity) {
+    // Outside PostgreSQL's range, but any bytes can reach change_to_text(): the first and last day
+    // of the int64 range are shown without overflow (fuzz regression, change_format target).
+    EXPECT_EQ(format_timestamp(kInt64Min + 1, false), "290279-12-22 19:59:05.224193 BC");
+    EXPECT_EQ(format_timestamp(kInt64Max - 1, true), "294277-01-09 04:00:54.775806+00");
+}
+
 TEST(ChangeFormatText, Date) {
     EXPECT_EQ(format_date(0), "2000-01-01");
     EXPECT_EQ(format_date(-1), "1999-12-31");
