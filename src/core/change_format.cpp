@@ -241,10 +241,16 @@ Value read_value(Reader &r) {
 
 // A count read from the input is only a claim: reserve no more than the bytes left can hold
 // (a value takes at least its kind byte), so a short message cannot make a large allocation.
-Row read_values(Reader &r, uint16_t n) {
+// unchanged_allowed: only the new row of an Update may say "unchanged TOAST value"; anywhere
+// else there is no earlier version of the row to take the value from.
+Row read_values(Reader &r, uint16_t n, bool unchanged_allowed) {
     Row row;
     row.reserve(std::min<size_t>(n, r.remaining()));
-    for (uint16_t i = 0; i < n; i++) row.push_back(read_value(r));
+    for (uint16_t i = 0; i < n; i++) {
+        row.push_back(read_value(r));
+        if (!unchanged_allowed && row.back().kind == ValueKind::UnchangedToast)
+            throw FormatError("unchanged-TOAST marker outside the new row of an update");
+    }
     return row;
 }
 
@@ -300,9 +306,10 @@ Message decode(std::string_view bytes) {
                 if (m.kind == MessageKind::Delete && ok == OldRowKind::None)
                     throw FormatError("delete without old key");
                 m.row.old_kind = ok;
-                if (ok != OldRowKind::None) m.row.old_row = read_values(r, r.u16("old column count"));
+                if (ok != OldRowKind::None) m.row.old_row = read_values(r, r.u16("old column count"), false);
             }
-            if (m.kind != MessageKind::Delete) m.row.new_row = read_values(r, r.u16("column count"));
+            if (m.kind != MessageKind::Delete)
+                m.row.new_row = read_values(r, r.u16("column count"), m.kind == MessageKind::Update);
             break;
         }
         case MessageKind::Truncate: {
