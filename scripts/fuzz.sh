@@ -101,7 +101,9 @@ for t in "${TARGETS[@]}"; do
         -malloc_limit_mb=1 -max_len=4096 -print_final_stats=1 -artifact_prefix="$artifacts/" \
         "${extra[@]}" "$work/corpus") >"$work/fuzz.log" 2>&1
     rc=$?
-    runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$work/fuzz.log" | tail -n1)
+    # with -jobs, the workers write fuzz-N.log in the work directory
+    runs=$(cat "$work/fuzz.log" "$work"/fuzz-*.log 2>/dev/null |
+        sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
     if [ $rc -eq 0 ]; then
         passed=$((passed + 1))
         echo "fuzz $t: passed (${runs:-?} executions, $(ls "$work/corpus" | wc -l) inputs in the corpus)"
@@ -113,8 +115,11 @@ for t in "${TARGETS[@]}"; do
     else
         failed=$((failed + 1))
         echo "fuzz $t: FAILED (exit $rc)"
-        grep -E 'ERROR: |runtime error|property violated|terminate called|what\(\)' "$work/fuzz.log" | head -n 5
-        tail -n 40 "$work/fuzz.log"
+        for log in "$work/fuzz.log" "$work"/fuzz-*.log; do
+            [ -f "$log" ] || continue
+            grep -E 'ERROR: |runtime error|property violated|terminate called|what\(\)' "$log" | head -n 5
+            tail -n 40 "$log"
+        done
         for f in "$artifacts"/*; do
             [ -f "$f" ] || continue
             echo "fuzz $t: reproducer $f ($(wc -c <"$f") bytes):"
