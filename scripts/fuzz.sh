@@ -33,8 +33,8 @@ if [ -z "$CXX" ]; then
         if command -v "$c" >/dev/null 2>&1; then CXX=$c; break; fi
     done
 fi
-if [ -z "$CXX" ]; then
-    echo "fuzz: clang++ not found (Debian 12: apt-get install clang libclang-rt-14-dev, or scripts/install-deps.sh)" >&2
+if [ -z "$CXX" ] || ! command -v "$CXX" >/dev/null 2>&1; then
+    echo "fuzz: ${CXX:-clang++} not found (Debian 12: apt-get install clang libclang-rt-14-dev, or scripts/install-deps.sh)" >&2
     exit 2
 fi
 
@@ -67,17 +67,35 @@ if ! echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char *, unsigned
     echo "fuzz: $CXX cannot build a libFuzzer target (Debian 12: apt-get install libclang-rt-14-dev)" >&2
     exit 2
 fi
+# Compiles run in parallel, at most SGIVM_JOBS (default: the number of CPUs) at a time; a failed
+# one leaves the file build/fuzz/failed.
+jobs_max=${SGIVM_JOBS:-$(nproc 2>/dev/null || echo 2)}
+rm -f "$BUILD/failed"
+run_parallel() {
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+    ("$@" || touch "$BUILD/failed") &
+}
+wait_all() {
+    wait
+    if [ -f "$BUILD/failed" ]; then
+        echo "fuzz: build failed" >&2
+        exit 2
+    fi
+}
 objs=()
 for src in src/core/*.cpp test/fuzz/fuzz_properties.cpp; do
     obj=$BUILD/obj/$(basename "$src" .cpp).o
     objs+=("$obj")
     if [ ! -f "$obj" ] || [ -n "$(find "$src" src/core test/fuzz -newer "$obj" -name '*.[ch]pp' 2>/dev/null | head -n1)" ]; then
-        "$CXX" "${COMMON[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer-no-link -c -o "$obj" "$src" || exit 2
+        rm -f "$obj"
+        run_parallel "$CXX" "${COMMON[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer-no-link -c -o "$obj" "$src"
     fi
 done
+wait_all
 for t in "${TARGETS[@]}"; do
-    "$CXX" "${COMMON[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer -o "$BUILD/fuzz_$t" "test/fuzz/fuzz_$t.cpp" "${objs[@]}" || exit 2
+    run_parallel "$CXX" "${COMMON[@]}" "${SANITIZE[@]}" -fsanitize=fuzzer -o "$BUILD/fuzz_$t" "test/fuzz/fuzz_$t.cpp" "${objs[@]}"
 done
+wait_all
 
 # ---- run ----------------------------------------------------------------------------------------
 symbolizer=$(command -v llvm-symbolizer || command -v llvm-symbolizer-14 || true)
