@@ -195,7 +195,8 @@ RelationMessage relation_for(uint32_t relid) {
     r.relid = relid;
     r.schema = "s";
     r.name = "t" + std::to_string(relid);
-    for (uint32_t i = 0; i < relid % 7; i++) r.columns.push_back(Column{"c" + std::to_string(i), 0, -1, ((relid >> i) & 1) != 0});
+    for (uint32_t i = 0; i < relid % 7; i++)
+        r.columns.push_back(Column{"c" + std::to_string(i), 0, -1, ((relid >> i) & 1) != 0});
     return r;
 }
 
@@ -249,7 +250,8 @@ void check_change_format(std::string_view input) {
         const std::string &p = prefix.at(m.kind);
         require(plain.compare(0, p.size(), p) == 0 && with_names.compare(0, p.size(), p) == 0,
                 "text form does not start with " + p);
-        if (m.kind == MessageKind::Begin) check_timestamp_text(m.begin.commit_time, true, format_timestamp(m.begin.commit_time, true));
+        if (m.kind == MessageKind::Begin)
+            check_timestamp_text(m.begin.commit_time, true, format_timestamp(m.begin.commit_time, true));
         if (m.kind == MessageKind::Commit)
             for (uint64_t lsn : {m.commit.commit_lsn, m.commit.end_lsn}) {
                 std::string shown = format_lsn(lsn);
@@ -289,7 +291,8 @@ using ModelRow = std::vector<ModelValue>;
 std::string key_name(const Row &key) {
     std::string s;
     for (const Value &v : key) {
-        std::string part = std::string(1, static_cast<char>(v.kind)) + (v.kind == ValueKind::Text ? v.text : format_value(v));
+        std::string part = std::string(1, static_cast<char>(v.kind));
+        part += v.kind == ValueKind::Text ? v.text : format_value(v);
         s += std::to_string(part.size()) + ":" + part;
     }
     return s;
@@ -507,7 +510,8 @@ bool read_xid(std::string_view s, size_t &pos, uint64_t &out) {
 
 bool read_snapshot(std::string_view s, ParsedSnapshot &p) {
     size_t pos = 0;
-    if (!read_xid(s, pos, p.xmin) || !take(s, pos, ":") || !read_xid(s, pos, p.xmax) || !take(s, pos, ":")) return false;
+    if (!read_xid(s, pos, p.xmin) || !take(s, pos, ":") || !read_xid(s, pos, p.xmax) || !take(s, pos, ":"))
+        return false;
     while (pos < s.size()) {
         uint64_t x;
         if (!read_xid(s, pos, x)) return false;

@@ -147,10 +147,12 @@ int main(int argc, char **argv) {
     write("row_changes", "key_change_chain_with_toast",
           run({rel_reading, upd_key(1, reading(2, 1001, "1.00", Value::unchanged_toast())),
                upd_key(2, reading(3, 1001, "1.00", Value::unchanged_toast())),
-               upd(reading(3, 1001, "4.00", Value::of_text("set"))), upd(reading(3, 1001, "5.00", Value::unchanged_toast()))}));
+               upd(reading(3, 1001, "4.00", Value::of_text("set"))),
+               upd(reading(3, 1001, "5.00", Value::unchanged_toast()))}));
     write("row_changes", "two_runs",
           run({rel_reading, ins(reading(7, 1, "1.00", Value::of_text("x"))), del(7)}) + frame("") +
-              run({upd(reading(7, 1, "1.00", Value::unchanged_toast())), del(8), ins(reading(8, 2, "0.50", Value::null()))}));
+              run({upd(reading(7, 1, "1.00", Value::unchanged_toast())), del(8),
+                   ins(reading(8, 2, "0.50", Value::null()))}));
     RelationMessage composite = reading_relation();
     composite.columns[1].is_key = true;
     Message rel_composite;

@@ -91,9 +91,13 @@ void replay(const Target &t, const std::string &dir, bool must_exist) {
 
 class FuzzInputs : public ::testing::TestWithParam<Target> {};
 
-TEST_P(FuzzInputs, RegressionsStayFixed) { replay(GetParam(), std::string(SGIVM_FUZZ_DIR) + "/regressions/" + GetParam().name, false); }
+TEST_P(FuzzInputs, RegressionsStayFixed) {
+    replay(GetParam(), std::string(SGIVM_FUZZ_DIR) + "/regressions/" + GetParam().name, false);
+}
 
-TEST_P(FuzzInputs, CorpusHoldsTheProperties) { replay(GetParam(), std::string(SGIVM_FUZZ_DIR) + "/corpus/" + GetParam().name, true); }
+TEST_P(FuzzInputs, CorpusHoldsTheProperties) {
+    replay(GetParam(), std::string(SGIVM_FUZZ_DIR) + "/corpus/" + GetParam().name, true);
+}
 
 INSTANTIATE_TEST_SUITE_P(Target, FuzzInputs, ::testing::ValuesIn(sgivm::fuzz::targets()),
                          [](const ::testing::TestParamInfo<Target> &i) { return std::string(i.param.name); });

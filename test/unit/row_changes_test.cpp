@@ -814,7 +814,8 @@ TEST(RowChangeSetErrors, UnchangedValueOfAColumnTheEarlierVersionLacks) {
         set.add(upd(pc(3, 1, "1.00", unchanged())));
         FAIL() << "no exception";
     } catch (const FormatError &e) {
-        EXPECT_STREQ(e.what(), "unchanged-TOAST marker for column 4, which the row's earlier version in the run does not have");
+        EXPECT_STREQ(e.what(),
+                     "unchanged-TOAST marker for column 4, which the row's earlier version in the run does not have");
     }
 }
 
