@@ -148,7 +148,7 @@ if [ "$rc" -eq 2 ]; then
 else
     if [ "$rc" -ne 0 ] && [ "$f_bad" -eq 0 ]; then f_bad=1; fi
     if [ "$f_ok" -eq 0 ] && [ "$f_bad" -eq 0 ]; then f_bad=1; fi
-    record fuzz "$f_ok" "$f_bad" "targets; reproducers in build/fuzz/artifacts/"
+    record fuzz "$f_ok" "$f_bad" "$([ "$f_bad" -eq 0 ] && echo targets || echo "targets; reproducers in build/fuzz/artifacts/")"
 fi
 
 # ---- 4. temporary cluster -----------------------------------------------------------------------
