@@ -14,6 +14,8 @@ PACKAGES=(
     postgresql-server-dev-15  # headers, pg_config, PGXS, pg_regress, pg_isolation_regress, TAP modules
     build-essential g++ make  # the extension is C++17
     cmake libgtest-dev        # the GoogleTest suite of src/core (ctest)
+    clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets with ASan and UBSan (clang 14's runtimes)
+    llvm-14                   # llvm-symbolizer: source lines in the fuzzers' crash reports
     pkg-config
     libipc-run-perl libio-pty-perl  # PostgreSQL::Test::Cluster (TAP tests) needs IPC::Run
     perl                      # prove

@@ -6,6 +6,8 @@
 # 1. scripts/install-deps.sh (only when root)
 # 2. scripts/build-install.sh (make && make install)
 # 3. GoogleTest suite of src/core: cmake -S . -B build/unit, build, ctest
+#    then the fuzz targets (scripts/fuzz.sh: libFuzzer with ASan/UBSan, $SGIVM_FUZZ_SECONDS
+#    per target, default 20, from the saved corpus)
 # 4. a fresh temporary PostgreSQL cluster with the extension's settings (owned by postgres when
 #    run as root, under a mktemp directory, unix socket only, port $SGIVM_TEST_PORT or 54331)
 # 5. pg_regress:            make installcheck                 (sql/, expected/)
@@ -15,6 +17,7 @@
 #
 # Counting (the last line is exactly "N passed, N failed"):
 #   - ctest: each test ctest reports;
+#   - fuzz: each fuzz target (no clang or libFuzzer runtime counts as one failure);
 #   - pg_regress and isolation: each test file / spec;
 #   - TAP: each assertion (a test file that dies or has a bad plan without a failed assertion
 #     counts as one failure);
@@ -131,6 +134,21 @@ else
     else
         record unit 0 1 "ctest ran no tests"
     fi
+fi
+
+# ---- 3b. fuzz targets ---------------------------------------------------------------------------
+# Bounded: SGIVM_FUZZ_SECONDS per target (3 targets), over a copy of test/fuzz/corpus/.
+step "fuzz (scripts/fuzz.sh, ${SGIVM_FUZZ_SECONDS:-20} s per target)"
+bash scripts/fuzz.sh </dev/null 2>&1 | tee build/fuzz.log
+rc=${PIPESTATUS[0]}
+f_ok=$(grep -cE '^fuzz [a-z_]+: passed' build/fuzz.log)
+f_bad=$(grep -cE '^fuzz [a-z_]+: FAILED' build/fuzz.log)
+if [ "$rc" -eq 2 ]; then
+    record fuzz "$f_ok" $((f_bad + 1)) "targets not built: clang++ with libFuzzer (clang, libclang-rt-14-dev) missing or a build error"
+else
+    if [ "$rc" -ne 0 ] && [ "$f_bad" -eq 0 ]; then f_bad=1; fi
+    if [ "$f_ok" -eq 0 ] && [ "$f_bad" -eq 0 ]; then f_bad=1; fi
+    record fuzz "$f_ok" "$f_bad" "$([ "$f_bad" -eq 0 ] && echo targets || echo "targets; reproducers in build/fuzz/artifacts/")"
 fi
 
 # ---- 4. temporary cluster -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // Integers are big-endian; every message starts with the format version and its kind.
 #include "core/change_format.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -197,6 +198,7 @@ public:
         pos_ += n;
         return s;
     }
+    size_t remaining() const { return b_.size() - pos_; }
     void finish() const {
         if (pos_ != b_.size())
             throw FormatError("trailing bytes after message (" + std::to_string(b_.size() - pos_) + ")");
@@ -237,10 +239,18 @@ Value read_value(Reader &r) {
     throw FormatError(buf);
 }
 
-Row read_values(Reader &r, uint16_t n) {
+// A count read from the input is only a claim: reserve no more than the bytes left can hold
+// (a value takes at least its kind byte), so a short message cannot make a large allocation.
+// unchanged_allowed: only the new row of an Update may say "unchanged TOAST value"; anywhere
+// else there is no earlier version of the row to take the value from.
+Row read_values(Reader &r, uint16_t n, bool unchanged_allowed) {
     Row row;
-    row.reserve(n);
-    for (uint16_t i = 0; i < n; i++) row.push_back(read_value(r));
+    row.reserve(std::min<size_t>(n, r.remaining()));
+    for (uint16_t i = 0; i < n; i++) {
+        row.push_back(read_value(r));
+        if (!unchanged_allowed && row.back().kind == ValueKind::UnchangedToast)
+            throw FormatError("unchanged-TOAST marker outside the new row of an update");
+    }
     return row;
 }
 
@@ -270,7 +280,8 @@ Message decode(std::string_view bytes) {
             m.relation.schema = r.str("schema name");
             m.relation.name = r.str("relation name");
             uint16_t n = r.u16("column count");
-            m.relation.columns.reserve(n);
+            constexpr size_t kMinColumnBytes = 4 + 4 + 4 + 1;  // empty name, type oid, typmod, flags
+            m.relation.columns.reserve(std::min<size_t>(n, r.remaining() / kMinColumnBytes));
             for (uint16_t i = 0; i < n; i++) {
                 Column c;
                 c.name = r.str("column name");
@@ -295,9 +306,10 @@ Message decode(std::string_view bytes) {
                 if (m.kind == MessageKind::Delete && ok == OldRowKind::None)
                     throw FormatError("delete without old key");
                 m.row.old_kind = ok;
-                if (ok != OldRowKind::None) m.row.old_row = read_values(r, r.u16("old column count"));
+                if (ok != OldRowKind::None) m.row.old_row = read_values(r, r.u16("old column count"), false);
             }
-            if (m.kind != MessageKind::Delete) m.row.new_row = read_values(r, r.u16("column count"));
+            if (m.kind != MessageKind::Delete)
+                m.row.new_row = read_values(r, r.u16("column count"), m.kind == MessageKind::Update);
             break;
         }
         case MessageKind::Truncate: {
@@ -353,8 +365,6 @@ void civil_from_days(int64_t z, int64_t &y, unsigned &m, unsigned &d) {
 constexpr int64_t kDaysFrom1970To2000 = 10957;
 constexpr int64_t kUsPerDay = 86400LL * 1000000LL;
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // "YYYY-MM-DD" as PostgreSQL's ISO style writes it: there is no year 0, a year up to 0 is
 // shown as 1 - year and the caller appends " BC" (after the time and zone, if any).
 std::string civil_date(int64_t days_since_2000, bool &bc) {
@@ -383,8 +393,14 @@ std::string format_timestamp(int64_t us, bool with_zone) {
     // TIMESTAMP_NOBEGIN / TIMESTAMP_NOEND
     if (us == INT64_MIN) return "-infinity";
     if (us == INT64_MAX) return "infinity";
-    int64_t days = floor_div(us, kUsPerDay);
-    int64_t rest = us - days * kUsPerDay;
+    // The day and the microsecond of the day, rounded down; not as us - days * kUsPerDay, whose
+    // product overflows in the first and last day of the int64 range (reachable through
+    // change_to_text() with any bytes).
+    int64_t days = us / kUsPerDay, rest = us % kUsPerDay;
+    if (rest < 0) {
+        rest += kUsPerDay;
+        days--;
+    }
     bool bc;
     std::string s = civil_date(days, bc);
     int64_t secs = rest / 1000000, frac = rest % 1000000;

@@ -80,6 +80,10 @@ void RowChangeSet::add(const RowMessage &m) {
                         next.needs_base = true;
                         next.base_key = prev->final.base_key;
                     }
+                } else if (prev && prev->present) {
+                    // e.g. a column added since: its earlier version has no value to keep
+                    throw FormatError("unchanged-TOAST marker for column " + std::to_string(c + 1) +
+                                      ", which the row's earlier version in the run does not have");
                 } else if (prev) {
                     // the row was deleted earlier in the run: an UPDATE cannot follow
                     throw FormatError("update of a row deleted earlier in the same run");

@@ -3,7 +3,6 @@
 #include "core/snapshot.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "core/change_format.hpp"
 #include "core/cpp_only.hpp"
@@ -12,11 +11,17 @@ namespace sgivm {
 
 namespace {
 
+// A decimal 64-bit transaction id (strtoull would turn one that does not fit into UINT64_MAX).
 uint64_t parse_xid(const std::string &s, size_t &pos) {
     size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') pos++;
+    uint64_t v = 0;
+    for (; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; pos++) {
+        uint64_t digit = static_cast<uint64_t>(s[pos] - '0');
+        if (v > (UINT64_MAX - digit) / 10) throw FormatError("invalid snapshot \"" + s + "\": xid out of range");
+        v = v * 10 + digit;
+    }
     if (pos == start) throw FormatError("invalid snapshot \"" + s + "\"");
-    return std::strtoull(s.substr(start, pos - start).c_str(), nullptr, 10);
+    return v;
 }
 
 void expect(const std::string &s, size_t &pos, char c) {

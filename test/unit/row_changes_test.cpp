@@ -807,6 +807,18 @@ TEST(RowChangeSetErrors, UpdateWithUnchangedValueAfterTheKeyMovedAway) {
     EXPECT_THROW(set.add(upd_key(key(3), pc(5, 1, "1.00", unchanged()))), FormatError);
 }
 
+TEST(RowChangeSetErrors, UnchangedValueOfAColumnTheEarlierVersionLacks) {
+    RowChangeSet set(kKey);
+    set.add(ins({Value::int64(3), Value::int64(1)}));
+    try {
+        set.add(upd(pc(3, 1, "1.00", unchanged())));
+        FAIL() << "no exception";
+    } catch (const FormatError &e) {
+        EXPECT_STREQ(e.what(),
+                     "unchanged-TOAST marker for column 4, which the row's earlier version in the run does not have");
+    }
+}
+
 TEST(RowChangeSetErrors, KeyColumnWithUnchangedMarkerInTheNewRow) {
     RowChangeSet set(kKey);
     Row bad = pc(1, 1, "1.00", "x");

@@ -78,6 +78,9 @@ TEST(CopySnapshotParse, LargestXids) {
     CopySnapshot s = CopySnapshot::parse("18446744073709551000:18446744073709551010:");
     EXPECT_EQ(s.xmin(), 18446744073709551000u);
     EXPECT_EQ(s.xmax(), 18446744073709551010u);
+    CopySnapshot m = CopySnapshot::parse("18446744073709551615:18446744073709551615:");
+    EXPECT_EQ(m.xmin(), UINT64_MAX);
+    EXPECT_EQ(m.xmax(), UINT64_MAX);
 }
 
 TEST(CopySnapshotParse, InvalidStringsThrowFormatError) {
@@ -101,6 +104,11 @@ TEST(CopySnapshotParse, InvalidStringsThrowFormatError) {
         "0x10:0x20:",   // hex
         "105:100:",     // xmax before xmin
         "100:105:101:", // one colon too many
+        // xids that do not fit in 64 bits (fuzz regression, snapshot target: they were read as
+        // UINT64_MAX)
+        "18446744073709551614:18446744083709551615:",
+        "18446744073709551616:18446744073709551616:",
+        "100:105:99999999999999999999",
     };
     for (const std::string &s : bad) {
         EXPECT_THROW(CopySnapshot::parse(s), FormatError) << "\"" << s << "\"";
