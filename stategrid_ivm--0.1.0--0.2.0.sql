@@ -532,26 +532,30 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p stategrid_ivm.pipeline := stategrid_ivm._owned_pipeline(stategrid_ivm._caller(p_caller), p_name);
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    p stategrid_ivm.pipeline := stategrid_ivm._owned_pipeline(v_caller, p_name);
     v_local boolean := stategrid_ivm._has_local_slot(p);
     r record;
     v_pid integer;
 BEGIN
     -- Transactional steps first: if a table cannot be dropped (a view of the user depends on
     -- it), nothing is lost. The slot, which no rollback brings back, goes last. Tables are
-    -- dropped by their owner, and only if the catalog's OID is still theirs: a restored
-    -- pipeline's OIDs are the dumped cluster's until rebuild_pipeline.
+    -- dropped by the pipeline's owner; those of a pipeline restored from a dump and not rebuilt
+    -- are found by name and dropped by the caller (its catalog's OIDs, of tables and of the
+    -- owner, are the dumped cluster's: here they may be anybody's).
     IF drop_tables THEN
-        FOR r IN SELECT v.relid FROM stategrid_ivm.view v
-                 WHERE v.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = v.relid)
-                   AND (v_local OR to_regclass(v.view_name) = v.relid)
-                 ORDER BY v.view_id DESC LOOP
-            PERFORM stategrid_ivm._run_as(p.owner, format('DROP TABLE %s', r.relid::regclass));
+        FOR r IN SELECT x.rel FROM (
+                     SELECT CASE WHEN v_local THEN v.relid ELSE to_regclass(v.view_name) END AS rel, v.view_id
+                     FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x
+                 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.rel)
+                 ORDER BY x.view_id DESC LOOP
+            PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', r.rel::regclass));
         END LOOP;
-        FOR r IN SELECT s.ods_relid FROM stategrid_ivm.source s
-                 WHERE s.pipeline_id = p.pipeline_id AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.ods_relid)
-                   AND (v_local OR to_regclass(s.ods_name) = s.ods_relid) LOOP
-            PERFORM stategrid_ivm._run_as(p.owner, format('DROP TABLE %s', r.ods_relid::regclass));
+        FOR r IN SELECT x.rel FROM (
+                     SELECT CASE WHEN v_local THEN s.ods_relid ELSE to_regclass(s.ods_name) END AS rel
+                     FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id) x
+                 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.rel) LOOP
+            PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', r.rel::regclass));
         END LOOP;
     END IF;
     DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
