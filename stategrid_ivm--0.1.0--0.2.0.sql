@@ -427,8 +427,6 @@ BEGIN
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
-    -- deferred triggers of the owner's table fire now, as the owner, not at the caller's commit
-    PERFORM stategrid_ivm._run_as(p.owner, 'SET CONSTRAINTS ALL IMMEDIATE');
     RETURN v_relid;
 END
 $$;
@@ -593,7 +591,6 @@ DECLARE
     v_caller oid := stategrid_ivm._caller(p_caller);
     v stategrid_ivm.view;
     p stategrid_ivm.pipeline;
-    n bigint;
 BEGIN
     SELECT * INTO v FROM stategrid_ivm.view WHERE relid = p_view;
     IF NOT FOUND THEN
@@ -610,10 +607,7 @@ BEGIN
     -- recompute from the inputs as of its last commit. As the owner, like the worker.
     PERFORM stategrid_ivm._run_as(p.owner, format('LOCK TABLE %s IN EXCLUSIVE MODE', v.relid::regclass));
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v.relid::regclass));
-    n := (stategrid_ivm._run_as(p.owner, v.plan->>'populate'))[1]::bigint;
-    -- deferred triggers of the owner's table fire now, as the owner, not at the caller's commit
-    PERFORM stategrid_ivm._run_as(p.owner, 'SET CONSTRAINTS ALL IMMEDIATE');
-    RETURN n;
+    RETURN (stategrid_ivm._run_as(p.owner, v.plan->>'populate'))[1]::bigint;
 END
 $$;
 

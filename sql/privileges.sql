@@ -155,6 +155,31 @@ SELECT user_id, user_name FROM sgivm_priv.dwd_power_user_info WHERE user_id = 3;
 SELECT view_name, ok FROM stategrid_ivm.verify('alice_grid');
 RESET ROLE;
 
+-- A deferred trigger of the owner's would fire at commit, when the worker is the superuser
+-- again: PostgreSQL refuses to queue it in the owner's restricted context, so the pipeline
+-- goes to error; without the trigger it goes on.
+SET ROLE regress_sgivm_alice;
+CREATE FUNCTION sgivm_priv.note_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'written by %', current_user;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER note_writer AFTER INSERT ON sgivm_priv.dws_region_daily_stats
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sgivm_priv.note_writer();
+INSERT INTO sgivm_priv.power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+VALUES (1, 20.00, 11.20, '2024-03-04 08:00');
+RESET ROLE;
+SELECT sgivm_priv.wait_until($$SELECT state = 'error' FROM stategrid_ivm.pipelines WHERE name = 'alice_grid'$$) AS went_to_error;
+SELECT last_error FROM stategrid_ivm.pipelines WHERE name = 'alice_grid';
+SELECT sgivm_priv.try($$SELECT stategrid_ivm.refresh_view('sgivm_priv.dws_region_daily_stats')$$) AS refresh_as_superuser;
+SET ROLE regress_sgivm_alice;
+DROP TRIGGER note_writer ON sgivm_priv.dws_region_daily_stats;
+SELECT stategrid_ivm.resume_pipeline('alice_grid');
+SELECT stategrid_ivm.sync('alice_grid') IS NOT NULL AS synced;
+SELECT count(*) AS readings_on_march_4 FROM sgivm_priv.dwd_power_consumption_detail WHERE consumption_date::date = '2024-03-04';
+RESET ROLE;
+
 -- ---------------------------------------------------------------------------------------------
 -- A source the owner may no longer read stops the pipeline: the stream carries rows past any
 -- privilege check, so the worker checks the owner's SELECT itself, every batch.

@@ -11,9 +11,9 @@
 // SECURITY_LOCAL_USERID_CHANGE (no SET ROLE back) and SECURITY_RESTRICTED_OPERATION (no
 // temporary tables, no cursors WITH HOLD), inside a GUC nest level that is rolled back on the
 // way out (no setting outlives the owner's statements), with search_path = pg_catalog, pg_temp
-// (our statements name every object with its schema). Deferred triggers would fire at commit,
-// after the switch back: the worker fires them before (PipelineWorker::commit_xact), and the SQL
-// functions make them immediate (SET CONSTRAINTS ALL IMMEDIATE in the owner context).
+// (our statements name every object with its schema). A deferred trigger would fire at commit,
+// after the switch back: PostgreSQL refuses to queue one in a restricted operation, so a
+// maintained table with one is an error of the statement that writes it.
 #pragma once
 
 extern "C" {

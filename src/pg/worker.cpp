@@ -9,7 +9,6 @@ extern "C" {
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/trigger.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -189,11 +188,7 @@ void PipelineWorker::begin_xact(bool repeatable_read) {
 
 void PipelineWorker::commit_xact() {
     pg_call([&] {
-        if (owner_ctx_.guc_level >= 0) {
-            // Deferred triggers of the owner's tables fire now, as the owner, not at the commit.
-            AfterTriggerFireDeferred();
-            leave_owner_context(owner_ctx_);  // nothing the owner's code set survives the batch
-        }
+        leave_owner_context(owner_ctx_);  // nothing the owner's code set survives the batch
         SPI_finish();
         PopActiveSnapshot();
         CommitTransactionCommand();
