@@ -64,8 +64,9 @@ SELECT view_name, ok FROM stategrid_ivm.verify('rb');
 
 -- ---- its slot dropped by hand ------------------------------------------------------------------
 SELECT stategrid_ivm.pause_pipeline('rb');
-SELECT wait_until($$SELECT worker_pid IS NULL FROM stategrid_ivm.pipelines WHERE name = 'rb'$$) AS worker_gone;
 SELECT slot_name AS old_slot FROM stategrid_ivm.pipelines WHERE name = 'rb' \gset
+-- the worker gone, and with it its hold on the slot
+SELECT wait_until(format($$SELECT NOT active FROM pg_replication_slots WHERE slot_name = %L$$, :'old_slot')) AS slot_released;
 SELECT pg_drop_replication_slot(:'old_slot');
 INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
 VALUES (2, 50.00, 42.50, '2024-03-03 08:00');
