@@ -264,6 +264,15 @@ GRANT EXECUTE ON FUNCTION sgivm_priv.alice_pauses(text) TO regress_sgivm_bob;
 SET ROLE regress_sgivm_bob;
 SELECT sgivm_priv.alice_pauses('alice_grid') AS bob_calls_alices_function;
 SELECT state FROM stategrid_ivm.pipelines WHERE name = 'alice_grid';
+-- bob's own pipeline runs; a first view over a mirror, added while it runs, makes the worker
+-- create that mirror's working table: as bob, who must write it (it was the superuser's once)
+SELECT stategrid_ivm.start_pipeline('bob_p');
+SELECT stategrid_ivm.sync('bob_p') IS NOT NULL AS synced;
+SELECT stategrid_ivm.add_view('bob_p', 'sgivm_priv.bob_double', 'SELECT meter_id, reading * 2 AS doubled FROM sgivm_priv.bob_ods_meter');
+INSERT INTO sgivm_priv.bob_meter VALUES (3, 300.0);
+SELECT stategrid_ivm.sync('bob_p') IS NOT NULL AS synced;
+SELECT state, last_error FROM stategrid_ivm.pipelines WHERE name = 'bob_p';
+SELECT view_name, ok FROM stategrid_ivm.verify('bob_p');
 SELECT stategrid_ivm.drop_pipeline('bob_p', true);
 RESET ROLE;
 

@@ -300,7 +300,8 @@ void PipelineWorker::load_pipeline() {
     }
     mirrors_ = std::move(next);
     int64 version = read_views_version();
-    if (version != views_version_) load_views(static_cast<int>(version));
+    // (a mirror that a new view reads gets its delta table now)
+    if (version != views_version_) creating_working_tables([&] { load_views(static_cast<int>(version)); });
 }
 
 int64 PipelineWorker::read_views_version() {
@@ -729,14 +730,27 @@ void PipelineWorker::become_owner() {
     pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
 }
 
-// Runs f -- our own DDL that (re)creates a working table, nothing of the user's -- with the
-// owner context's restriction lifted. On an error the transaction abort restores everything.
+// Runs f -- our own DDL that (re)creates a working table, nothing of the user's -- as the
+// pipeline's owner, who must be able to write the tables, and with the owner context's
+// restriction lifted. On an error the transaction abort restores everything.
 template <typename F>
 void PipelineWorker::creating_working_tables(F &&f) {
-    if (owner_ctx_.guc_level < 0) return f();
-    pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner, false); });
+    if (owner_ctx_.guc_level >= 0) {
+        pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner, false); });
+        f();
+        pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
+        return;
+    }
+    Oid saved_user = InvalidOid;
+    int saved_ctx = 0;
+    bool owner_exists = pg_call([&] {
+        GetUserIdAndSecContext(&saved_user, &saved_ctx);
+        if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(p_.owner))) return false;  // become_owner says so
+        SetUserIdAndSecContext(p_.owner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+        return true;
+    });
     f();
-    pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
+    if (owner_exists) pg_call([&] { SetUserIdAndSecContext(saved_user, saved_ctx); });
 }
 
 bool PipelineWorker::step() {
