@@ -78,13 +78,13 @@ BEGIN
 END
 $$;
 
--- Privileges the pipeline's owner needs on a table the pipeline maintains and lacks; NULL if none.
-CREATE FUNCTION _missing_write_privileges(p_owner oid, p_table oid) RETURNS text
+-- Privileges a role needs on a table a pipeline maintains and lacks; NULL if none.
+CREATE FUNCTION _missing_write_privileges(p_role oid, p_table oid) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(m, ', ' ORDER BY n) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) WITH ORDINALITY AS x(m, n)
-    WHERE NOT has_table_privilege(p_owner, p_table, m)
+    WHERE NOT has_table_privilege(p_role, p_table, m)
 $$;
 
 -- Can the OIDs of a pipeline's catalog rows be trusted? Not once the database was restored
@@ -95,6 +95,31 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pg_replication_slots s
                    WHERE s.slot_name = p.slot_name AND s.database = current_database())
+$$;
+
+-- Stops the worker of a pipeline and waits until it has exited, before its slot and origin are
+-- dropped or replaced: the one the launcher knows, and one that is stopping (paused, say),
+-- which has cleared its pid but holds the slot and the origin until it exits.
+CREATE FUNCTION _stop_worker(p stategrid_ivm.pipeline) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = error  -- a worker that exits meanwhile is no news
+AS $$
+DECLARE
+    v_pid integer;
+BEGIN
+    FOR v_pid IN SELECT s.worker_pid FROM stategrid_ivm._runtime_status() s
+                 WHERE s.pipeline_id = p.pipeline_id AND s.worker_pid IS NOT NULL
+                 UNION SELECT a.pid FROM pg_stat_activity a
+                 WHERE a.backend_type = 'stategrid_ivm worker' AND a.datname = current_database()
+                   AND a.application_name = 'stategrid_ivm pipeline ' || p.name
+                 UNION SELECT r.active_pid FROM pg_replication_slots r
+                 WHERE r.slot_name = p.slot_name AND r.database = current_database() AND r.active_pid IS NOT NULL LOOP
+        IF EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = v_pid AND a.backend_type = 'stategrid_ivm worker') THEN
+            PERFORM pg_terminate_backend(v_pid, 10000);
+        END IF;
+    END LOOP;
+END
 $$;
 
 CREATE FUNCTION _create_pipeline(p_caller oid, p_name text) RETURNS void
@@ -242,11 +267,13 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'A pipeline maintains only tables its owner owns: pass another name as ods_table, or change the table''s owner.';
         END IF;
-        v_missing := stategrid_ivm._missing_write_privileges(p.owner, v_ods);
+        v_missing := coalesce(stategrid_ivm._missing_write_privileges(p.owner, v_ods),
+                              stategrid_ivm._missing_write_privileges(v_caller, v_ods));
         IF v_missing IS NOT NULL THEN
             RAISE EXCEPTION 'permission denied for table %', v_ods
                 USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = format('The owner of pipeline "%s" (%s) lacks %s on it.', pipeline, p.owner::regrole, v_missing);
+                      DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', pipeline,
+                                      p.owner::regrole, v_caller::regrole, v_missing);
         END IF;
         SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
         INTO v_missing
@@ -369,11 +396,13 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'A pipeline maintains only tables its owner owns: choose another view name, or change the table''s owner.';
         END IF;
-        v_missing := stategrid_ivm._missing_write_privileges(p.owner, v_relid);
+        v_missing := coalesce(stategrid_ivm._missing_write_privileges(p.owner, v_relid),
+                              stategrid_ivm._missing_write_privileges(v_caller, v_relid));
         IF v_missing IS NOT NULL THEN
             RAISE EXCEPTION 'permission denied for table %', v_qualified
                 USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = format('The owner of pipeline "%s" (%s) lacks %s on it.', pipeline, p.owner::regrole, v_missing);
+                      DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', pipeline,
+                                      p.owner::regrole, v_caller::regrole, v_missing);
         END IF;
         SELECT string_agg(quote_ident(c), ', ') INTO v_missing
         FROM jsonb_array_elements_text(v_plan->'columns') c
@@ -534,7 +563,6 @@ DECLARE
     p stategrid_ivm.pipeline := stategrid_ivm._owned_pipeline(v_caller, p_name);
     v_local boolean := stategrid_ivm._has_local_slot(p);
     r record;
-    v_pid integer;
 BEGIN
     -- Transactional steps first: if a table cannot be dropped (a view of the user depends on
     -- it), nothing is lost. The slot, which no rollback brings back, goes last. Tables are
@@ -557,13 +585,8 @@ BEGIN
         END LOOP;
     END IF;
     DELETE FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id;
-    -- the worker holds the slot while it decodes: stop it before dropping the slot
-    SELECT s.worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
-    JOIN pg_stat_activity a ON a.pid = s.worker_pid AND a.backend_type = 'stategrid_ivm worker'
-    WHERE s.pipeline_id = p.pipeline_id;
-    IF v_pid IS NOT NULL THEN
-        PERFORM pg_terminate_backend(v_pid, 10000);
-    END IF;
+    -- the worker holds the slot and the origin: stop it before dropping them
+    PERFORM stategrid_ivm._stop_worker(p);
     -- A copy restored into another database of this cluster names the original's slot and
     -- origin: those stay.
     IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name)
@@ -704,7 +727,6 @@ DECLARE
     v_owners oid[];
     v_owner oid;
     v_slot text;
-    v_pid integer;
     v_plan jsonb;
     v_stmt text;
     v_old_slot_here boolean;
@@ -821,13 +843,8 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    -- A running worker uses the old slot: stop it (the launcher starts one for the new slot).
-    SELECT s.worker_pid INTO v_pid FROM stategrid_ivm._runtime_status() s
-    JOIN pg_stat_activity a ON a.pid = s.worker_pid AND a.backend_type = 'stategrid_ivm worker'
-    WHERE s.pipeline_id = p.pipeline_id;
-    IF v_pid IS NOT NULL THEN
-        PERFORM pg_terminate_backend(v_pid, 10000);
-    END IF;
+    -- A worker uses the old slot and origin: stop it (the launcher starts one for the new slot).
+    PERFORM stategrid_ivm._stop_worker(p);
     -- The old origin, unless the old slot lives in another database (this is a copy restored
     -- into another database of the same cluster: the original still uses it).
     IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name)
@@ -946,6 +963,7 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- functions are open to PUBLIC: they check the caller themselves (ownership; EXECUTE on
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
+    _stop_worker(pipeline),
     _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
     _add_view(oid, text, text, text, text), _start_pipeline(oid, text), _pause_pipeline(oid, text),
