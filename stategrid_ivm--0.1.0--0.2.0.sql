@@ -87,8 +87,9 @@ AS $$
     WHERE NOT has_table_privilege(p_role, p_table, m)
 $$;
 
--- Can the OIDs of a pipeline's catalog rows be trusted? Not once the database was restored
--- (they are the dumped cluster's) until rebuild_pipeline: then its slot is not in this database.
+-- Is the pipeline's slot in this database? If not (restored from a dump and not rebuilt yet),
+-- the OIDs in its catalog rows are the dumped cluster's, and the slot and origin of its name,
+-- if any, are another database's.
 CREATE FUNCTION _has_local_slot(p stategrid_ivm.pipeline) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
