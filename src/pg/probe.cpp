@@ -42,9 +42,25 @@ void sgivm_probe_main(Datum arg) {
         "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'stategrid_ivm'", true, 1);
     bool installed = rc == SPI_OK_SELECT && SPI_processed == 1;
     if (installed) {
+        // A pipeline whose slot is not in this database cannot run: the database was restored
+        // from a dump (slots are not dumped), or the slot was dropped. No worker for it, and the
+        // error names the call that gives it a new slot (once: not rewritten at every probe).
         rc = SPI_execute(
-            "SELECT pipeline_id, name FROM stategrid_ivm.pipeline "
-            "WHERE state IN ('backfilling', 'running', 'error') ORDER BY pipeline_id",
+            "UPDATE stategrid_ivm.pipeline p SET state = 'error', last_error = m.msg, last_error_at = pg_catalog.now(),"
+            " error_count = p.error_count + 1"
+            " FROM (SELECT pipeline_id, pg_catalog.format('replication slot \"%s\" of pipeline \"%s\" does not exist"
+            " (the database was restored from a dump, or the slot was dropped): rebuild the pipeline with"
+            " SELECT stategrid_ivm.rebuild_pipeline(%L)', slot_name, name, name) AS msg FROM stategrid_ivm.pipeline) m"
+            " WHERE m.pipeline_id = p.pipeline_id AND p.state IN ('backfilling', 'running', 'error')"
+            " AND (p.state <> 'error' OR p.last_error IS DISTINCT FROM m.msg)"
+            " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s"
+            "                 WHERE s.slot_name = p.slot_name AND s.database = pg_catalog.current_database())",
+            false, 0);
+        if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm probe: could not check the pipelines' slots");
+        rc = SPI_execute(
+            "SELECT pipeline_id, name FROM stategrid_ivm.pipeline p "
+            "WHERE state IN ('backfilling', 'running', 'error') AND EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s"
+            " WHERE s.slot_name = p.slot_name AND s.database = pg_catalog.current_database()) ORDER BY pipeline_id",
             true, 1024);
         if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm probe: could not read pipelines");
         for (uint64 i = 0; i < SPI_processed; i++) {

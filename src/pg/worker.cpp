@@ -24,12 +24,14 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 PGDLLEXPORT void sgivm_worker_main(Datum arg);
@@ -45,6 +47,7 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 #include "core/view_plan.hpp"
 #include "pg/change_reader.hpp"
 #include "pg/mirror_table.hpp"
+#include "pg/owner_role.hpp"
 #include "pg/seam.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/slot_health.hpp"
@@ -91,14 +94,22 @@ struct ViewSetChanged : std::runtime_error {
 };
 
 // Runs f with the bootstrap superuser's rights (slot functions, our catalog), then returns to
-// the pipeline owner. The security context is restored by the transaction abort on error.
+// the pipeline owner. The search_path is pinned meanwhile: a function or operator that the
+// owner's code could have put on the session's path must not be what our catalog queries
+// call. The security context and the setting are restored by the transaction abort on error.
 template <typename F>
 auto as_superuser(F &&f) {
     Oid saved_user;
     int saved_ctx;
     GetUserIdAndSecContext(&saved_user, &saved_ctx);
+    int guc_level = NewGUCNestLevel();
     SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
-    auto restore = [&] { SetUserIdAndSecContext(saved_user, saved_ctx); };
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                            0, false);
+    auto restore = [&] {
+        AtEOXact_GUC(true, guc_level);
+        SetUserIdAndSecContext(saved_user, saved_ctx);
+    };
     if constexpr (std::is_void_v<decltype(f())>) {
         f();
         restore();
@@ -126,6 +137,9 @@ private:
     void commit_xact();
     void load_pipeline();
     void setup_origin();
+    void become_owner();
+    template <typename F>
+    void creating_working_tables(F &&f);
     void backfill();
     bool apply_batch();
     void handle_message(const Message &m);
@@ -150,6 +164,8 @@ private:
     int64 views_version_ = -1;
     RepOriginId origin_ = InvalidRepOriginId;
     bool origin_ready_ = false;
+    OwnerContext owner_ctx_;               // while the step runs as the pipeline's owner
+    int64 working_tables_version_ = -1;   // views_version_ the views' working tables exist for
     int consecutive_errors_ = 0;
     XLogRecPtr caught_up_ = InvalidXLogRecPtr;
     ChangeReader reader_;
@@ -182,6 +198,7 @@ void PipelineWorker::begin_xact(bool repeatable_read) {
 
 void PipelineWorker::commit_xact() {
     pg_call([&] {
+        leave_owner_context(owner_ctx_);  // nothing the owner's code set survives the batch
         SPI_finish();
         PopActiveSnapshot();
         CommitTransactionCommand();
@@ -194,6 +211,7 @@ void PipelineWorker::commit_xact() {
 void PipelineWorker::stop_and_exit(const char *why) {
     pg_call([&] {
         if (IsTransactionState()) {
+            leave_owner_context(owner_ctx_);
             SPI_finish();
             PopActiveSnapshot();
             CommitTransactionCommand();
@@ -222,7 +240,9 @@ void PipelineWorker::load_pipeline() {
         int rc = as_superuser([&] {
             return SPI_execute_with_args(
                 "SELECT name, state, slot_name, origin_name, owner, backfill_snapshot::text, backfill_lsn::text,"
-                " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id)"
+                " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id),"
+                " EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r"
+                "         WHERE r.slot_name = p.slot_name AND r.database = pg_catalog.current_database())"
                 " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1 FOR NO KEY UPDATE",
                 1, &argtype, &arg, nullptr, false, 1);
         });
@@ -244,9 +264,13 @@ void PipelineWorker::load_pipeline() {
     p_.backfill_lsn = InvalidXLogRecPtr;
     if (!isnull) p_.backfill_lsn = pg_call([&] { return DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn.c_str()))); });
     p_.relids = text_of(t, d, 8, &isnull);
+    bool slot_exists = text_of(t, d, 9, &isnull) == "t";
 
     if (p_.state != "running" && p_.state != "backfilling" && p_.state != "error")
         stop_and_exit(("the pipeline is " + p_.state).c_str());
+    // Restored from a dump, or dropped by hand: nothing to retry. The probe the launcher runs
+    // when this worker stops puts the pipeline in error, naming rebuild_pipeline().
+    if (!slot_exists) stop_and_exit(("its replication slot " + p_.slot + " does not exist").c_str());
 
     // Its sources, and whether each still exists.
     sources_.clear();
@@ -286,7 +310,8 @@ void PipelineWorker::load_pipeline() {
     }
     mirrors_ = std::move(next);
     int64 version = read_views_version();
-    if (version != views_version_) load_views(static_cast<int>(version));
+    // (a mirror that a new view reads gets its delta table now)
+    if (version != views_version_) creating_working_tables([&] { load_views(static_cast<int>(version)); });
 }
 
 int64 PipelineWorker::read_views_version() {
@@ -584,7 +609,7 @@ void PipelineWorker::handle_message(const Message &m) {
         }
         case MessageKind::Relation:
             if (MirrorTable *t = mirror_for(m.relation.relid)) {
-                t->describe(m.relation);
+                creating_working_tables([&] { t->describe(m.relation); });  // a new column: new delta table
                 // A column the source lost that a view reads: stop, naming both.
                 for (const std::string &col : t->stream_lacks())
                     for (const ViewMaintenance &v : views_)
@@ -679,14 +704,6 @@ bool PipelineWorker::apply_batch() {
     last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
-    if (discard_temp_tables_) {
-        // After a failed batch: the working tables are made again from the tables as they are
-        // now (a column widened to fix the failure must not fail on in an old copy of it).
-        pg_call([] {
-            if (SPI_execute("DISCARD TEMP", false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: DISCARD TEMP failed");
-        });
-        discard_temp_tables_ = false;
-    }
     for (auto &m : mirrors_) {
         m.second->captured = 0;
         m.second->ensure_delta_table();
@@ -794,19 +811,91 @@ bool PipelineWorker::apply_batch() {
     return more;
 }
 
+// The rest of the step -- decoding aside, the work on the user's tables: mirrors, views,
+// backfill -- runs as the pipeline's owner in a security-restricted operation (owner_role.hpp),
+// so PostgreSQL checks the owner's privileges and the owner's code cannot take over this
+// superuser session. Catalog accesses step out with as_superuser.
+void PipelineWorker::become_owner() {
+    // Streamed rows reach the mirrors without a SELECT on the source: check that the owner
+    // still may read each source, as add_source did.
+    std::string refused = pg_call([&] {
+        std::string why;
+        if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(p_.owner)))
+            return "the owner of pipeline \"" + p_.name + "\" (role " + std::to_string(p_.owner) +
+                   ") does not exist; rebuild the pipeline with SELECT stategrid_ivm.rebuild_pipeline('" + p_.name + "')";
+        for (const SourceRow &s : sources_) {
+            bool dropped = false;  // since this transaction's snapshot was taken
+            if (pg_class_aclcheck_ext(s.source_relid, p_.owner, ACL_SELECT, &dropped) == ACLCHECK_OK) continue;
+            if (dropped)
+                return "source table " + s.source_name + " of pipeline \"" + p_.name +
+                       "\" was dropped; drop the pipeline and create it again";
+            return "permission denied for table " + s.source_name + ": the owner of pipeline \"" + p_.name + "\" (" +
+                   GetUserNameFromId(p_.owner, false) + ") may no longer read its source";
+        }
+        return why;
+    });
+    if (!refused.empty()) throw std::runtime_error(refused);
+    if (discard_temp_tables_) {
+        // After a failed batch: the working tables are made again from the tables as they are
+        // now (a column widened to fix the failure must not fail on in an old copy of it).
+        // Not inside the owner's restricted operation, which may not run DISCARD.
+        pg_call([] {
+            if (SPI_execute("DISCARD TEMP", false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: DISCARD TEMP failed");
+        });
+        discard_temp_tables_ = false;
+        working_tables_version_ = -1;
+    }
+    // Working tables are temporary tables of this session, which a restricted operation may
+    // not create: create them first. Only our own DDL runs in between.
+    pg_call([&] { owner_ctx_ = enter_owner_context(p_.owner, false); });
+    for (auto &m : mirrors_) m.second->ensure_delta_table();
+    if (working_tables_version_ != views_version_) {
+        for (const ViewMaintenance &v : views_)
+            pg_call([&] {
+                for (const std::string &sql : v.setup)
+                    if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+            });
+        working_tables_version_ = views_version_;
+    }
+    pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
+}
+
+// Runs f -- our own DDL that (re)creates a working table, nothing of the user's -- as the
+// pipeline's owner, who must be able to write the tables, and with the owner context's
+// restriction lifted. On an error the transaction abort restores everything.
+template <typename F>
+void PipelineWorker::creating_working_tables(F &&f) {
+    if (owner_ctx_.guc_level >= 0) {
+        pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner, false); });
+        f();
+        pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
+        return;
+    }
+    Oid saved_user = InvalidOid;
+    int saved_ctx = 0;
+    bool owner_exists = pg_call([&] {
+        GetUserIdAndSecContext(&saved_user, &saved_ctx);
+        if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(p_.owner))) return false;  // become_owner says so
+        SetUserIdAndSecContext(p_.owner, saved_ctx | SECURITY_LOCAL_USERID_CHANGE);
+        return true;
+    });
+    f();
+    if (owner_exists) pg_call([&] { SetUserIdAndSecContext(saved_user, saved_ctx); });
+}
+
 bool PipelineWorker::step() {
     begin_xact();
     load_pipeline();
     setup_origin();
-    pg_call([&] { SetUserIdAndSecContext(p_.owner, SECURITY_LOCAL_USERID_CHANGE); });
     if (p_.state == "backfilling" || (p_.state == "error" && p_.backfill_lsn == InvalidXLogRecPtr)) {
         commit_xact();
         begin_xact(true);
-        pg_call([&] { SetUserIdAndSecContext(p_.owner, SECURITY_LOCAL_USERID_CHANGE); });
+        become_owner();
         backfill();
         commit_xact();
         return true;
     }
+    become_owner();
     return apply_batch();
 }
 
@@ -820,6 +909,8 @@ void PipelineWorker::abort_batch() {
         replorigin_session_origin_lsn = InvalidXLogRecPtr;
         replorigin_session_origin_timestamp = 0;
     });
+    owner_ctx_ = OwnerContext{};       // the abort undid the settings and the user
+    working_tables_version_ = -1;      // temporary tables of the aborted transaction are gone
     try {
         pg_call([&] { reader_.close(); });
     } catch (PgError &) {
