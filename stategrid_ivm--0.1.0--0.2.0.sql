@@ -657,6 +657,8 @@ DECLARE
     v_cols text;
     v_counts text[];
     v_denied regclass;
+    v_src regclass;
+    v_ods regclass;
 BEGIN
     SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
     IF NOT FOUND THEN
@@ -679,18 +681,23 @@ BEGIN
     -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
     FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
         view_name := r.ods_name;
-        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid)
-           OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN
+        -- by OID (a renamed source is still its source), else by name (a restored catalog
+        -- holds the dumped cluster's OIDs until rebuild_pipeline)
+        v_src := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
+                      ELSE to_regclass(r.source_name) END;
+        v_ods := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
+                      ELSE to_regclass(r.ods_name) END;
+        IF v_src IS NULL OR v_ods IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
             CONTINUE;
         END IF;
         SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_cols
-        FROM pg_attribute a WHERE a.attrelid = r.source_relid AND a.attnum > 0 AND NOT a.attisdropped;
+        FROM pg_attribute a WHERE a.attrelid = v_src AND a.attnum > 0 AND NOT a.attisdropped;
         v_counts := stategrid_ivm._run_as(p.owner,
             format('SELECT (SELECT count(*) FROM (SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) m),'
                    ' (SELECT count(*) FROM (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s) e)',
-                   v_cols, r.source_relid::regclass, r.ods_relid::regclass));
+                   v_cols, v_src, v_ods));
         missing_rows := v_counts[1]::bigint;
         extra_rows := v_counts[2]::bigint;
         ok := missing_rows = 0 AND extra_rows = 0;
@@ -698,7 +705,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) AND to_regclass(r.view_name) IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
             CONTINUE;

@@ -39,7 +39,7 @@ namespace sgivm::pg {
 
 namespace {
 
-constexpr long kReprobeIntervalMs = 30000;  // fallback when a notification was missed
+constexpr long kReprobeIntervalMs = 5000;  // fallback when a notification was missed (or raced a probe)
 constexpr int kMaxConcurrentProbes = 2;
 
 struct LocalWorker {

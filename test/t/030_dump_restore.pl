@@ -125,7 +125,7 @@ ok($other->safe_psql('grid', q{SELECT count(*) FROM dws_region_daily_stats}) > 0
 is($other->safe_psql('grid', q{SELECT count(*) FROM stategrid_ivm.view v WHERE to_regclass(v.view_name) <> v.relid}) > 0 ? 'differ' : 'same',
 	'differ', 'the restored catalog holds the dumped cluster\'s OIDs (this test means something)');
 
-# the launcher looks at every database every 30 s: then the pipeline is in error, naming the call
+# the launcher looks at every database every 5 s: then the pipeline is in error, naming the call
 ok(wait_for($other, 'grid', qq{SELECT state = 'error' AND strpos(last_error, $rebuild_hint) > 0 FROM stategrid_ivm.pipelines}),
 	'the restored pipeline is in error, and the error names rebuild_pipeline()');
 my $launcher = $other->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'stategrid_ivm launcher'});
