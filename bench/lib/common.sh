@@ -170,4 +170,5 @@ bench_target() { bench_rec target "$@"; }
 bench_info() { bench_rec info "$@"; }
 bench_note() { bench_rec note "$@"; }
 bench_status() { bench_rec status "$@"; }
-bench_log() { echo "   $*"; }
+# progress lines carry the seconds since the run started
+bench_log() { printf '   [%4d s] %s\n' "$(( $(date +%s) - ${BENCH_START:-$(date +%s)} ))" "$*"; }
