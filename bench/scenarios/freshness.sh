@@ -6,20 +6,21 @@
 BENCH_PROBE_USER=900000001
 
 scenario_freshness() {
-    local sc=freshness db=bench_fresh rep load_pid p50 p99 pmax n achieved t0 t1 cols c v
-    bench_scenario $sc "Freshness" "CALL stategrid_ivm.simulate_readings($FRESHNESS_RATE, ...) writes about $FRESHNESS_RATE readings per second (ten commits a second, dated now) into a warehouse of $BASE_USERS users with 10 days of readings; meanwhile a probe session commits a marker reading (its own transaction) every 100 ms and polls dws_user_ranking every 2 ms until the marker's effect is visible; latency = first seen - the probe's clock_timestamp() right after its COMMIT returned, both on the server's clock"
+    local sc=freshness db=bench_fresh rep load_pid p50 p99 pmax n achieved t0 t1 t0s behind cols c v
+    bench_scenario $sc "Freshness" "CALL stategrid_ivm.simulate_readings($FRESHNESS_RATE, ...) writes about $FRESHNESS_RATE readings per second (ten commits a second, dated now) into a fresh warehouse (each repetition) of $BASE_USERS users with 10 days of readings up to today; meanwhile a probe session commits a marker reading (its own transaction) every 100 ms and polls dws_user_ranking every 2 ms until the marker's effect is visible; latency = first seen - the probe's clock_timestamp() right after its COMMIT returned, both on the server's clock"
     bench_info $sc rate_per_s "$FRESHNESS_RATE"
     bench_info $sc seconds_per_run "$FRESHNESS_SECONDS"
     bench_info $sc probe_interval_ms 100
-    bench_db_create $db
-    q $db -c "SELECT stategrid_ivm.generate_sample_data(users => $BASE_USERS, days => 10, start_date => current_date - 9)" \
-        -c "INSERT INTO power_user (user_id, user_name, usage_type, region_id, region_name, address, phone)
-            VALUES ($BENCH_PROBE_USER, '探针', '居民', 11, '北京', 'probe', '13800000000')" \
-        -c "VACUUM ANALYZE" >/dev/null
-    bench_pipeline_create $db
     for rep in $(seq 1 "$REPEATS"); do
         bench_log "-- repetition $rep of $REPEATS"
-        bench_sync $db
+        # a fresh warehouse each time: the day's groups grow during a run, and every run starts
+        # from the same state
+        bench_db_create $db
+        q $db -c "SELECT stategrid_ivm.generate_sample_data(users => $BASE_USERS, days => 10, start_date => current_date - 9)" \
+            -c "INSERT INTO power_user (user_id, user_name, usage_type, region_id, region_name, address, phone)
+                VALUES ($BENCH_PROBE_USER, '探针', '居民', 11, '北京', 'probe', '13800000000')" \
+            -c "VACUUM ANALYZE" >/dev/null
+        bench_pipeline_create $db
         t0=$(q $db -c "SELECT count(*) FROM power_consumption")
         # the steady stream, a little longer than the probe so that it covers the whole probe
         q $db -c "CALL stategrid_ivm.simulate_readings($FRESHNESS_RATE, $((FRESHNESS_SECONDS + 2)))" &
@@ -28,6 +29,9 @@ scenario_freshness() {
         sleep 1
         q $db -c "CALL bench.freshness_probe($rep, $FRESHNESS_SECONDS, 100, $BENCH_PROBE_USER)"
         wait $load_pid
+        t0s=$(now_s)
+        bench_sync $db
+        behind=$(calc "$(now_s) - $t0s")
         t1=$(q $db -c "SELECT count(*) FROM power_consumption")
         achieved=$(calc "($t1 - $t0) / ($FRESHNESS_SECONDS + 2)")
         read -r n p50 p99 pmax <<<"$(q $db -F ' ' -c "SELECT count(*),
@@ -37,6 +41,7 @@ scenario_freshness() {
         bench_value $sc p50_ms "$rep" "$p50" ms "p50 of commit → visible in DWS ($n markers per run)"
         bench_value $sc p99_ms "$rep" "$p99" ms "p99 of commit → visible in DWS"
         bench_value $sc max_ms "$rep" "$pmax" ms "slowest marker"
+        bench_value $sc behind_at_end_s "$rep" "$behind" s "time to sync() once the stream stopped (0 when the pipeline keeps up)"
         bench_value $sc achieved_rate "$rep" "$achieved" readings/s "readings per second the stream really wrote (markers included)"
         # the pipeline's own figures, when the pipelines view has them (freshness_* columns)
         cols=$(q $db -c "SELECT string_agg(column_name, ' ' ORDER BY ordinal_position) FROM information_schema.columns
@@ -47,17 +52,17 @@ scenario_freshness() {
                 bench_value $sc "pipeline_$c" "$rep" "$v" ms "the pipelines view's own $c (as the worker measured it)"
             fi
         done
+        bench_sync $db
+        bench_verify $db
+        bench_db_drop $db
     done
     if [ -z "$cols" ]; then
         bench_note $sc "The pipelines view of this build has no freshness_* columns: only the external probe's figures are reported."
     fi
-    bench_sync $db
-    bench_verify $db
-    bench_note $sc "After the runs: verify() is clean."
+    bench_note $sc "After each run: verify() is clean."
     bench_note $sc "For comparison (not measured): with Flink CDC, a change reaches a JDBC sink no sooner than the next checkpoint completes and the sink flushes (exactly-once sinks commit on checkpoints; the checkpoint interval is typically seconds to minutes), so its end-to-end latency is bounded below by the checkpoint interval plus the sink's flush."
     if [ "$FRESHNESS_SECONDS" -lt 60 ] && [ "$MODE" != quick ]; then
         bench_note $sc "Each run is $FRESHNESS_SECONDS s (about $((FRESHNESS_SECONDS * 10)) markers): a p99 over that many samples is about its second-slowest marker. --freshness-seconds 60 (or --full) for more markers."
     fi
     bench_target $sc t_p99 p99_ms le 250 "p99 of commit → visible in DWS ≤ 250 ms at $FRESHNESS_RATE readings/s"
-    bench_db_drop $db
 }

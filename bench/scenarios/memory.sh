@@ -5,7 +5,7 @@
 scenario_memory() {
     local sc=memory size shape txns rep sizes first="" last=""
     IFS=, read -r -a sizes <<<"$MEMORY_SIZES"
-    bench_scenario $sc "Memory" "The pipeline's worker catching up, in a fresh database each time, (a) one source transaction of N readings (one generate_sample_data call) and (b) a backlog of N/$MEMORY_TXN_ROWS transactions of $MEMORY_TXN_ROWS readings, at N = ${MEMORY_SIZES//,/ and }. Peak RSS = VmHWM of the worker process (started by resume_pipeline, read when sync() returns); it counts the shared buffers the worker touched (at most shared_buffers = 128MB). Private memory = peak RssAnon, sampled every 100 ms"
+    bench_scenario $sc "Memory" "The pipeline's worker catching up, in a fresh database each time, (a) one source transaction of N readings (one generate_sample_data call) and (b) a backlog of N/$MEMORY_TXN_ROWS transactions of $MEMORY_TXN_ROWS readings, at N = ${MEMORY_SIZES//,/ and }. Peak RSS = VmHWM of the worker process (started by resume_pipeline, read when sync() returns); it counts the shared memory the worker touched as well as its own. Private memory = peak RssAnon, sampled every 100 ms"
     bench_info $sc sizes "$MEMORY_SIZES"
     bench_info $sc backlog_readings_per_transaction "$MEMORY_TXN_ROWS"
     bench_info $sc repetitions "$BIG_REPEATS"
