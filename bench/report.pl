@@ -63,11 +63,11 @@ while (my $line = <$fh>) {
 close $fh;
 
 sub stats {
-    my @v = sort { $a <=> $b } @_;
+    my @v = sort { $a <=> $b } map { 0 + $_ } @_;
     return undef unless @v;
     my $n = @v;
     my $median = $n % 2 ? $v[$n / 2] : ($v[$n / 2 - 1] + $v[$n / 2]) / 2;
-    return { median => $median, min => $v[0], max => $v[-1], n => $n, values => [@_] };
+    return { median => $median, min => $v[0], max => $v[-1], n => $n, values => [ map { 0 + $_ } @_ ] };
 }
 
 # numbers as people read them: 3 significant digits, thousands grouped
@@ -162,7 +162,15 @@ push @md, sprintf '| %s | %s | %s | %s (kernel %s) | %s | %s → %s |', map { $_
 push @md, '';
 push @md, "Server settings: $meta{settings}." if $meta{settings};
 push @md, '';
-push @md, sprintf 'Repetitions: %s (runs above 1,000,000 readings: %s). Parameters: `%s`.',
+# a busy machine makes every elapsed time longer: say so where the reader looks first
+my ($load) = split ' ', ($meta{load_before} // '');
+if (defined $load && $meta{cores} && $meta{cores} =~ /^\d+$/ && $load > 0.5 * $meta{cores}) {
+    push @md, sprintf '**The machine was busy** (load average %s on %s cores when the run started): elapsed '
+        . 'times are longer than on a quiet machine, and the CPU-time figures of the catch-up scenario '
+        . 'are the better comparison.', $load, $meta{cores};
+    push @md, '';
+}
+push @md, sprintf 'Repetitions: %s (memory runs and scaling runs above 100,000 readings: %s). Parameters: `%s`.',
     $meta{repeats} // '?', $meta{big_repeats} // '?', $meta{parameters} // '';
 push @md, '';
 
