@@ -56,7 +56,8 @@ bench_readable() {
 # (examples/stategrid/schema.sql) and the bench's helper SQL (bench/sql/*.sql).
 bench_db_create() {
     local db=$1 f
-    q postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    bench_db_drop "$db"   # left over by a failed scenario: its slots go first
+    q postgres -c "CREATE DATABASE $db"
     q "$db" -c "CREATE EXTENSION stategrid_ivm" -f "$(bench_readable "$SG_ROOT/examples/stategrid/schema.sql")" >/dev/null
     for f in "$SG_ROOT"/bench/sql/*.sql; do
         q "$db" -f "$(bench_readable "$f")" >/dev/null
