@@ -8,22 +8,24 @@ CREATE SCHEMA IF NOT EXISTS bench;
 CREATE TABLE IF NOT EXISTS bench.freshness_sample (
     run int, marker int, committed_at timestamptz, seen_at timestamptz, latency_ms float8);
 
+-- The probe user is created here, after the steady stream has chosen its users
+-- (simulate_readings picks them when it starts), so that only the markers count for it.
 CREATE OR REPLACE PROCEDURE bench.freshness_probe(run int, seconds int, interval_ms int, probe_user bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_end timestamptz := clock_timestamp() + make_interval(secs => seconds);
+    v_end timestamptz;
     v_at timestamp := date_trunc('day', localtimestamp) + interval '12 hours';
-    v_base numeric;
+    v_base numeric := 0;
     v_next timestamptz;
     v_commit timestamptz;
     i int := 0;
     a_commit timestamptz[] := '{}';
     a_seen timestamptz[] := '{}';
 BEGIN
-    -- the probe user's total for the day before the first marker (the caller has synced)
-    SELECT coalesce(sum(consumption_amount), 0) INTO v_base FROM public.power_consumption
-    WHERE user_id = probe_user AND consumption_date::date = v_at::date;
+    INSERT INTO public.power_user (user_id, user_name, usage_type, region_id, region_name, address, phone)
+    VALUES (probe_user, '探针', '居民', 11, '北京', 'freshness probe', '13800000000');
     COMMIT;
+    v_end := clock_timestamp() + make_interval(secs => seconds);
     WHILE clock_timestamp() < v_end LOOP
         i := i + 1;
         v_next := clock_timestamp() + make_interval(secs => interval_ms / 1000.0);
