@@ -13,6 +13,8 @@
 # 5. pg_regress:            make installcheck                 (sql/, expected/)
 # 6. isolation specs:       pg_isolation_regress               (test/isolation/specs/*.spec)
 # 7. TAP tests:             prove                              (test/t/*.pl, own clusters)
+# 8. benchmark smoke run:   bench/run --quick                  (own cluster, port
+#                           $SGIVM_BENCH_PORT or 54332; report in build/bench-quick/)
 # The temporary cluster and directories are removed at the end, also on failure or interrupt.
 #
 # Counting (the last line is exactly "N passed, N failed"):
@@ -21,6 +23,7 @@
 #   - pg_regress and isolation: each test file / spec;
 #   - TAP: each assertion (a test file that dies or has a bad plan without a failed assertion
 #     counts as one failure);
+#   - bench-quick: one (passed if every scenario ran and stayed correct; speed never fails it);
 #   - a step that cannot run (dependencies, build, install, cmake, cluster start, a suite that
 #     reports nothing) counts as one failure.
 # Exit status 0 only if nothing failed.
@@ -264,6 +267,23 @@ if [ ${#taps[@]} -gt 0 ]; then
             esac
         done
     fi
+fi
+
+# ---- 8. benchmark smoke run ---------------------------------------------------------------------
+# bench/run --quick: every benchmark scenario at tiny sizes, in its own cluster. It fails only if
+# a scenario breaks (a step errors, verify() is not clean), never on speed. Its report goes to
+# build/bench-quick/, so CI leaves bench/report.md alone.
+step "bench-quick (bench/run --quick)"
+rm -rf build/bench-quick
+mkdir -p build/bench-quick
+bench/run --quick --port "${SGIVM_BENCH_PORT:-54332}" --out build/bench-quick </dev/null >build/bench-quick/run.log 2>&1
+rc=$?
+sed -n '/^==== report/,$p' build/bench-quick/run.log
+if [ $rc -eq 0 ]; then
+    record bench-quick 1 0 "report in build/bench-quick/report.md"
+else
+    show_tail build/bench-quick/run.log 80
+    record bench-quick 0 1 "bench/run --quick failed; log in build/bench-quick/run.log"
 fi
 
 finish

@@ -1,0 +1,175 @@
+# Shared helpers of bench/run (sourced): the benchmark's cluster, psql, clocks, the results
+# file that bench/report.pl turns into report.md / report.json, and the worker's memory probe.
+# shellcheck shell=bash
+
+# ---- the cluster --------------------------------------------------------------------------------
+
+# Settings on top of scripts/lib.sh's (the extension's requirements). Everything else keeps
+# PostgreSQL's defaults, the same for the pipeline and for its baselines: durability as a
+# production server has it (fsync, synchronous_commit, full_page_writes on), so writer overhead
+# and freshness are measured with real commits; work_mem (4MB) and shared_buffers (128MB) at
+# their defaults, so the worker's memory is what an untuned server shows (its RSS counts the
+# shared buffers it touched) and comparable with bench/catchup.sh. Only checkpoints are pushed
+# out of the measurements.
+BENCH_PG_SETTINGS="max_wal_size = 16GB
+min_wal_size = 1GB
+checkpoint_timeout = 1h
+log_min_messages = warning
+log_checkpoints = off"
+
+# bench_cluster_start DIR PORT: initdb + start, unix socket only, in DIR/pg.
+bench_cluster_start() {
+    local dir=$1 port=$2
+    BENCH_PGD=$dir/pg
+    BENCH_PORT=$port
+    sg_mkdir_owned "$BENCH_PGD"
+    chmod 755 "$BENCH_PGD"
+    sg_initdb "$BENCH_PGD/data" "$BENCH_PG_SETTINGS"
+    sg_pg_start "$BENCH_PGD/data" "$port" "$BENCH_PGD" "$BENCH_PGD/server.log" ""
+    BENCH_POSTMASTER=$(head -n1 "$BENCH_PGD/data/postmaster.pid")
+}
+
+bench_cluster_stop() {
+    if [ -n "${BENCH_PGD:-}" ] && [ -f "$BENCH_PGD/data/postmaster.pid" ]; then
+        sg_pg_stop "$BENCH_PGD/data" fast || sg_pg_stop "$BENCH_PGD/data" immediate || true
+    fi
+}
+
+# q DB ARGS...: psql as the cluster owner, bare values (-At), stop at the first error.
+q() {
+    local db=$1
+    shift
+    sg_as_owner_in_root env PGOPTIONS="-c client_min_messages=warning" \
+        "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$BENCH_PGD" -p "$BENCH_PORT" -U postgres -d "$db" "$@"
+}
+
+# A file the cluster owner can read (the checkout may not be readable by postgres).
+bench_readable() {
+    local src=$1 dst
+    dst=$BENCH_TMP/$(basename "$src")
+    cp "$src" "$dst"
+    chmod 644 "$dst"
+    echo "$dst"
+}
+
+# bench_db_create DB: a fresh database with the extension, the State Grid source tables
+# (examples/stategrid/schema.sql) and the bench's helper SQL (bench/sql/*.sql).
+bench_db_create() {
+    local db=$1 f
+    bench_db_drop "$db"   # left over by a failed scenario: its slots go first
+    q postgres -c "CREATE DATABASE $db"
+    q "$db" -c "CREATE EXTENSION stategrid_ivm" -f "$(bench_readable "$SG_ROOT/examples/stategrid/schema.sql")" >/dev/null
+    for f in "$SG_ROOT"/bench/sql/*.sql; do
+        q "$db" -f "$(bench_readable "$f")" >/dev/null
+    done
+}
+
+# bench_db_drop DB: drops its pipelines (slots), then the database.
+bench_db_drop() {
+    local db=$1
+    q "$db" -c "SELECT stategrid_ivm.drop_pipeline(name) FROM stategrid_ivm.pipelines" >/dev/null 2>&1 || true
+    q "$db" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                WHERE database = current_database() AND NOT active" >/dev/null 2>&1 || true
+    q postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+}
+
+# ---- the pipeline -------------------------------------------------------------------------------
+
+# bench_pipeline_create DB: the whole warehouse (create_stategrid_pipeline), backfilled, synced.
+bench_pipeline_create() {
+    q "$1" -c "SELECT stategrid_ivm.create_stategrid_pipeline()" -c "SELECT stategrid_ivm.sync('stategrid', '3600 s')" >/dev/null
+}
+
+bench_worker_pid() { q "$1" -c "SELECT worker_pid FROM stategrid_ivm.pipelines WHERE name = 'stategrid'"; }
+
+# bench_pause DB: pause and wait until the worker has exited (its statistics are then flushed).
+bench_pause() {
+    local db=$1 i
+    q "$db" -c "SELECT stategrid_ivm.pause_pipeline('stategrid')" >/dev/null
+    for i in $(seq 1 600); do
+        [ -z "$(bench_worker_pid "$db")" ] && [ "$(q "$db" -c "SELECT count(*) FROM pg_stat_activity
+            WHERE backend_type = 'stategrid_ivm worker' AND datname = current_database()")" = 0 ] && return 0
+        sleep 0.05
+    done
+    echo "the worker of $db did not stop" >&2
+    return 1
+}
+
+bench_sync() { q "$1" -c "SELECT stategrid_ivm.sync('stategrid', '${2:-3600} s')" >/dev/null; }
+
+# bench_verify DB: fails (and says which table) unless every table of the pipeline is ok.
+bench_verify() {
+    local db=$1 bad
+    bad=$(q "$db" -c "SELECT string_agg(format('%s (missing %s, extra %s)', view_name, missing_rows, extra_rows), ', ')
+                      FROM stategrid_ivm.verify('stategrid') WHERE NOT ok")
+    if [ -n "$bad" ]; then
+        echo "verify() is not clean in $db: $bad" >&2
+        return 1
+    fi
+}
+
+# The worker's memory and CPU time from /proc: VmHWM (peak RSS, kB), VmRSS, RssAnon (private),
+# RssShmem (shared buffers it mapped), CPU s (utime + stime).
+bench_proc_status() { # PID FIELD
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+bench_proc_cpu_s() {
+    awk -v hz="$BENCH_HZ" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null
+}
+
+# Samples a process's RssAnon every 100 ms into a file (kB per line), until killed.
+bench_sample_rss() { # PID FILE
+    local pid=$1 file=$2
+    while [ -d "/proc/$pid" ]; do
+        bench_proc_status "$pid" RssAnon >>"$file"
+        sleep 0.1
+    done
+}
+
+# ---- clocks and arithmetic ----------------------------------------------------------------------
+
+now_s() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+
+# ---- background processes that the run started (ended by pid in cleanup) --------------------
+
+BENCH_BG_PIDS=()
+bench_bg_add() { BENCH_BG_PIDS+=("$1"); }
+bench_bg_stop() {
+    local pid
+    for pid in "${BENCH_BG_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    BENCH_BG_PIDS=()
+}
+
+# ---- the results file ---------------------------------------------------------------------------
+# One record per line, tab-separated, read by bench/report.pl:
+#   scenario  SCEN  TITLE  DESCRIPTION
+#   value     SCEN  METRIC  REP  VALUE  UNIT  LABEL        one measurement of one repetition
+#   ratio     SCEN  ID  NUM_METRIC  DEN_METRIC  LABEL      per repetition NUM/DEN, then median
+#   target    SCEN  ID  SUBJECT  OP  THRESHOLD  LABEL      SUBJECT: a metric or ratio; OP: le|ge
+#   info      SCEN  KEY  VALUE                             sizes and settings of the scenario
+#   note      SCEN  TEXT
+#   status    SCEN  ok|failed|skipped  TEXT
+
+bench_rec() {
+    local IFS=$'\t'
+    # no tabs or newlines inside a field
+    local out=() f
+    for f in "$@"; do out+=("$(printf '%s' "$f" | tr '\t\n' '  ')"); done
+    echo "${out[*]}" >>"$BENCH_RESULTS"
+}
+bench_scenario() { bench_rec scenario "$@"; echo; echo "==== $1: $2"; }
+bench_value() { # SCEN METRIC REP VALUE UNIT LABEL
+    bench_rec value "$@"
+    printf '   %-28s run %s: %s %s\n' "$2" "$3" "$4" "$5"
+}
+bench_ratio() { bench_rec ratio "$@"; }
+bench_target() { bench_rec target "$@"; }
+bench_info() { bench_rec info "$@"; }
+bench_note() { bench_rec note "$@"; }
+bench_status() { bench_rec status "$@"; }
+# progress lines carry the seconds since the run started
+bench_log() { printf '   [%4d s] %s\n' "$(( $(date +%s) - ${BENCH_START:-$(date +%s)} ))" "$*"; }
