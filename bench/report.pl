@@ -184,6 +184,9 @@ for (@summary) {
             : "$t->{result} ($t->{verdict})";
 }
 push @md, '';
+if (grep { $_->[1]{result} eq 'MISSED' } @summary) {
+    push @md, 'Why a target is missed, and what would change it: bench/README.md, section *Why targets are missed*.', '';
+}
 my @failed = grep { $_->{status} eq 'failed' } map { $sc{$_} } @order;
 if (@failed) {
     push @md, '**Failed scenarios:** ' . join(', ', map { "$_->{title} ($_->{status_text})" } @failed) . '.', '';
