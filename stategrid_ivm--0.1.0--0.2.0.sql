@@ -918,42 +918,9 @@ BEGIN
 END
 $$;
 
--- The views: a slot of the same name in another database (the original of a copy restored
--- into this cluster) is not this pipeline's; a table the reader may not read has no row count.
-CREATE OR REPLACE VIEW pipelines AS
-SELECT p.name,
-       p.state,
-       r.worker_pid,
-       p.applied_lsn,
-       CASE WHEN p.state IN ('created') THEN NULL
-            ELSE greatest(0, pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
-                               greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)))::bigint
-       END AS lag_bytes,
-       CASE WHEN r.oldest_unapplied_commit IS NOT NULL
-                THEN greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
-            -- without a running worker nobody knows what waits: count from its last good batch
-            WHEN p.state IN ('error', 'paused') AND pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
-                     greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)) > 0
-                THEN greatest(0, extract(epoch FROM clock_timestamp()
-                                         - coalesce(r.last_batch_at, p.applied_commit_time, p.last_error_at, p.started_at)))
-            ELSE 0
-       END::double precision AS lag_seconds,
-       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
-       p.transactions_applied,
-       p.rows_applied,
-       p.last_error,
-       p.last_error_at,
-       p.applied_commit_time,
-       r.last_batch_at,
-       p.slot_name,
-       s.wal_status AS slot_wal_status,
-       p.owner::regrole AS owner,
-       (SELECT array_agg(src.source_name ORDER BY src.source_name) FROM source src
-        WHERE src.pipeline_id = p.pipeline_id) AS sources
-FROM pipeline p
-LEFT JOIN _runtime_status() r ON r.pipeline_id = p.pipeline_id
-LEFT JOIN pg_replication_slots s ON s.slot_name = p.slot_name AND s.database = current_database();
-
+-- The views: a table the reader may not read has no row count. (pipelines, which must not
+-- take a slot of the same name in another database for this pipeline's, is re-created with the
+-- freshness columns below.)
 CREATE OR REPLACE FUNCTION _count_rows(rel oid) RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -1127,6 +1094,8 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_runtime_status';
 REVOKE ALL ON FUNCTION _runtime_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _runtime_status() TO PUBLIC;
 
+-- A slot of the same name in another database (the original of a copy restored into this
+-- cluster) is not this pipeline's.
 CREATE VIEW pipelines AS
 SELECT p.name,
        p.state,
