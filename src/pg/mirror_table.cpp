@@ -351,6 +351,7 @@ void MirrorTable::flush() {
                 kn[k] = isnull ? 'n' : ' ';
             }
             int rc = SPI_execute_plan(base_plan_, kv, kn, true, 1);
+            MemoryContextSwitchTo(flush_cxt_);  // SPI returns in its procedure context
             if (rc != SPI_OK_SELECT || SPI_processed != 1)
                 ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
                                 errmsg("stategrid_ivm: the old row of an UPDATE to %s is missing from its mirror %s",
@@ -375,6 +376,10 @@ void MirrorTable::flush() {
             kparams[k] = build_array(elems, nulls, ntouched, cols_[key_cols_[k]]);
         }
         int rc = SPI_execute_plan(delete_plan_, kparams, nullptr, false, 0);
+        // SPI returns in its procedure context, which lives until the apply transaction ends:
+        // the insert's arrays below must go to the flush context (one large source transaction
+        // used to leave ~150 bytes per row there).
+        MemoryContextSwitchTo(flush_cxt_);
         captured += capture_ ? SPI_processed : 0;
         if (rc != (capture_ ? SPI_OK_INSERT : SPI_OK_DELETE)) elog(ERROR, "stategrid_ivm: delete from %s failed: %s", mirror_sql_name_.c_str(), SPI_result_code_string(rc));
 
