@@ -229,6 +229,7 @@ void MirrorTable::prepare_statements() {
 void MirrorTable::add(const RowMessage &m) { changes_->add(m); }
 
 void MirrorTable::forget_stream() {
+    delta_ready_ = false;
     changes_.reset();
     stream_lacks_.clear();
     stream_retyped_.clear();
@@ -242,7 +243,7 @@ void MirrorTable::set_capture(bool on) {
 }
 
 void MirrorTable::ensure_delta_table() {
-    if (!capture_) return;
+    if (!capture_ || (delta_ready_ && !delta_stale_)) return;
     if (mirror_sql_name_.empty()) {
         mirror_sql_name_ = pg_call([&] {
             return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(mirror_relid_)),
@@ -259,6 +260,7 @@ void MirrorTable::ensure_delta_table() {
         if (SPI_execute(create.c_str(), false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: %s failed", create.c_str());
     });
     delta_stale_ = false;
+    delta_ready_ = true;
 }
 
 namespace {

@@ -54,7 +54,8 @@ public:
     };
     const std::vector<RetypedColumn> &stream_retyped() const { return stream_retyped_; }
 
-    // After an aborted batch: drop its pending changes; the next relation message re-describes.
+    // After an aborted batch: drop its pending changes; the next relation message re-describes,
+    // and the delta table is made again (the abort may have undone its creation).
     void forget_stream();
 
     void add(const RowMessage &m);
@@ -68,6 +69,8 @@ public:
     // views that read this mirror.
     void set_capture(bool on);
     bool capture() const { return capture_; }
+    // Creates the delta table once per session (a batch that touches no temporary table
+    // writes no WAL).
     void ensure_delta_table();
     Oid mirror_relid() const { return mirror_relid_; }
     uint64_t captured = 0;  // rows written to the delta table in this batch
@@ -93,6 +96,7 @@ private:
     std::vector<RetypedColumn> stream_retyped_;
     bool capture_ = false;
     bool delta_stale_ = false;           // the mirror gained columns: recreate the delta table
+    bool delta_ready_ = false;           // the delta table exists in this session
     MemoryContext cxt_ = nullptr;        // column input functions
     MemoryContext flush_cxt_ = nullptr;  // reset after every flush
 };

@@ -136,6 +136,7 @@ private:
     void begin_xact(bool repeatable_read = false);
     void commit_xact();
     void load_pipeline();
+    void lock_pipeline();
     void setup_origin();
     void become_owner();
     template <typename F>
@@ -182,6 +183,7 @@ private:
     TimestampTz last_commit_time_ = 0;
     TimestampTz first_commit_time_ = 0;
     long maintain_ms_ = 0;  // how long the last batch's view maintenance took
+    static constexpr long kBacklogRoundMs = 3000;
     std::vector<TimestampTz> commit_times_;  // of the source transactions the batch applies
 };
 
@@ -229,23 +231,21 @@ void PipelineWorker::stop_and_exit(const char *why) {
     std::abort();  // proc_exit does not return
 }
 
-// Reads the pipeline's catalog row and locks it for the transaction: add_view, refresh_view,
-// pause and drop lock it too, so they wait for a whole batch instead of deadlocking with one.
+// Reads the pipeline's catalog row, its sources and its views (lock_pipeline locks the row once
+// a batch has something to apply).
 void PipelineWorker::load_pipeline() {
     std::string state;
     bool found = false;
     pg_call([&] {
         Datum arg = Int32GetDatum(pipeline_id_);
         Oid argtype = INT4OID;
-        int rc = as_superuser([&] {
-            return SPI_execute_with_args(
-                "SELECT name, state, slot_name, origin_name, owner, backfill_snapshot::text, backfill_lsn::text,"
-                " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id),"
-                " EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r"
-                "         WHERE r.slot_name = p.slot_name AND r.database = pg_catalog.current_database())"
-                " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1 FOR NO KEY UPDATE",
-                1, &argtype, &arg, nullptr, false, 1);
-        });
+        const char *sql =
+            "SELECT name, state, slot_name, origin_name, owner, backfill_snapshot::text, backfill_lsn::text,"
+            " (SELECT string_agg(source_relid::text, ',') FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id),"
+            " EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r"
+            "         WHERE r.slot_name = p.slot_name AND r.database = pg_catalog.current_database())"
+            " FROM stategrid_ivm.pipeline p WHERE pipeline_id = $1";
+        int rc = as_superuser([&] { return SPI_execute_with_args(sql, 1, &argtype, &arg, nullptr, false, 1); });
         if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not read the pipeline catalog");
         found = SPI_processed == 1;
     });
@@ -312,6 +312,30 @@ void PipelineWorker::load_pipeline() {
     int64 version = read_views_version();
     // (a mirror that a new view reads gets its delta table now)
     if (version != views_version_) creating_working_tables([&] { load_views(static_cast<int>(version)); });
+}
+
+// Locks the pipeline's row for the batch about to write (add_view, refresh_view, pause and drop
+// lock it too, so they wait for a whole batch instead of deadlocking with one), and
+// stops if the pipeline was paused or dropped since load_pipeline read it. The lock gives the
+// transaction an xid: it is taken only once there is something to apply, so that a batch that
+// finds nothing writes no WAL (its own commit would otherwise wake the worker again, forever).
+void PipelineWorker::lock_pipeline() {
+    const char *value = pg_call([&]() -> const char * {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid argtype = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args("SELECT state FROM stategrid_ivm.pipeline WHERE pipeline_id = $1 FOR NO KEY UPDATE",
+                                         1, &argtype, &arg, nullptr, false, 1);
+        });
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not lock the pipeline catalog");
+        if (SPI_processed != 1) return nullptr;
+        const char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        return v ? v : "";
+    });
+    if (!value) stop_and_exit("the pipeline was dropped");
+    std::string state(value);
+    if (state != "running" && state != "backfilling" && state != "error") stop_and_exit(("the pipeline is " + state).c_str());
+    p_.state = state;
 }
 
 int64 PipelineWorker::read_views_version() {
@@ -480,8 +504,9 @@ void PipelineWorker::setup_origin() {
     std::string appname = "stategrid_ivm pipeline " + p_.name;
     pg_call([&] {
         SetConfigOption("application_name", appname.c_str(), PGC_USERSET, PGC_S_SESSION);
-        // Every decoding call logs its snapshot building at LOG: keep the server log readable.
-        SetConfigOption("log_min_messages", "warning", PGC_SUSET, PGC_S_SESSION);
+        // Every decoding call logs its snapshot building at LOG: keep the server log readable,
+        // unless debugging was asked for (then each batch also logs its sizes and times).
+        if (log_min_messages > DEBUG1) SetConfigOption("log_min_messages", "warning", PGC_SUSET, PGC_S_SESSION);
         pgstat_report_appname(appname.c_str());
     });
 }
@@ -704,10 +729,6 @@ bool PipelineWorker::apply_batch() {
     last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;
 
-    for (auto &m : mirrors_) {
-        m.second->captured = 0;
-        m.second->ensure_delta_table();
-    }
     if (!reader_.is_open()) {
         SlotHealth health = pg_call([&] { return slot_health(p_.slot.c_str()); });
         if (health != SlotHealth::Usable)
@@ -726,16 +747,41 @@ bool PipelineWorker::apply_batch() {
     }
     // Chunks of batch_size changes (whole source transactions) are decoded and applied to the
     // mirrors one after the other. While more WAL waits, the transaction takes further chunks
-    // for as long as the last view maintenance took: a backlog then costs few maintenance
-    // rounds, each over many changes, while a worker that keeps up applies what came at once.
+    // for at least kBacklogRoundMs, and for twice as long as the last view maintenance took: a
+    // backlog then costs few maintenance rounds, each over many changes (a round's cost is that
+    // of the groups and partitions it touches, nearly the same for 10,000 changes as for
+    // 300,000), while a worker that keeps up applies what came at once.
     bool more = false;
+    int chunks = 0;
     TimestampTz batch_start = pg_call([] { return GetCurrentTimestamp(); });
-    do {
+    const int round_ms = static_cast<int>(Max(kBacklogRoundMs, 2 * maintain_ms_));
+    auto read_chunk = [&] {
+        chunks++;
         pg_call([&] {
             pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: decoding changes");
             more = reader_.read(flushed, static_cast<uint64>(guc_batch_size));
             pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
         });
+    };
+    read_chunk();
+    if (!more && p_.state == "running" && pg_call([&] { return reader_.message_count(); }) == 0) {
+        // Nothing for this pipeline: WAL of other tables or databases, or of this worker's own
+        // commits. Such a batch takes no lock and touches no temporary table, so it writes no
+        // WAL: otherwise its own commit would wake the worker again, round after round.
+        pg_call([&] { reader_.release_messages(); });
+        XLogRecPtr position = pg_call([&] { return reader_.position(); });
+        commit_xact();
+        caught_up_ = flushed;
+        pg_call([&] { reader_.confirm(position); });
+        publish(flushed, 0, true);
+        return false;
+    }
+    lock_pipeline();
+    for (auto &m : mirrors_) {
+        m.second->captured = 0;
+        m.second->ensure_delta_table();
+    }
+    for (;;) {
         TupleTableSlot *slot = pg_call([&] { return MakeSingleTupleTableSlot(reader_.message_desc(), &TTSOpsMinimalTuple); });
         for (;;) {
             std::string_view bytes;
@@ -753,8 +799,11 @@ bool PipelineWorker::apply_batch() {
             ExecDropSingleTupleTableSlot(slot);
             reader_.release_messages();
         });
-    } while (more && !views_.empty() &&
-             pg_call([&] { return !TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), static_cast<int>(maintain_ms_)); }));
+        if (!more || views_.empty() ||
+            pg_call([&] { return TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), round_ms); }))
+            break;
+        read_chunk();
+    }
     flush_all();
     pg_call([] { crash_point("after_mirrors"); });
     TimestampTz maintain_start = pg_call([] { return GetCurrentTimestamp(); });
@@ -764,6 +813,11 @@ bool PipelineWorker::apply_batch() {
         int usecs;
         TimestampDifference(maintain_start, GetCurrentTimestamp(), &secs, &usecs);
         return Min(secs * 1000 + usecs / 1000, 60000L);
+    });
+    pg_call([&] {
+        elog(DEBUG1, "stategrid_ivm: pipeline \"%s\": %lu transactions, %lu rows in %d chunk(s); decoding and mirrors %ld ms, views %ld ms",
+             p_.name.c_str(), static_cast<unsigned long>(txns_applied_), static_cast<unsigned long>(rows_applied_), chunks,
+             static_cast<long>((maintain_start - batch_start) / 1000), maintain_ms_);
     });
     pg_call([] { crash_point("after_views"); });
     check_view_version();
