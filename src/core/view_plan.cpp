@@ -6,6 +6,7 @@
 // Inputs are the engine's own tables, never live sources.
 #include "core/view_plan.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
@@ -95,6 +96,13 @@ std::string capture(const std::string &modify, const std::string &delta) {
     return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
 }
 
+// a.k1 = b.k1 AND ...: never true for a NULL key part (such rows are removed and inserted).
+std::string key_equal(const std::vector<std::string> &key, const std::string &a, const std::string &b) {
+    std::vector<std::string> eq;
+    for (const std::string &k : key) eq.push_back(a + "." + quote_identifier(k) + " = " + b + "." + quote_identifier(k));
+    return join(eq, " AND ");
+}
+
 }  // namespace
 
 ViewPlan plan_view(const ViewShape &s) {
@@ -170,9 +178,13 @@ ViewPlan plan_view(const ViewShape &s) {
     const std::string into_view = "INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") ";
     if (s.key.empty() || compared.empty()) {
         // Rows may repeat: replace the whole scope.
-        for (bool nulls : {false, true})
-            p.remove.push_back(capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls), self_delta));
+        for (bool nulls : {false, true}) {
+            std::string del = "DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls);
+            p.remove.push_back(capture(del, self_delta));
+            p.uncaptured.remove.push_back(del);
+        }
         p.recompute = capture(into_view + query, self_delta);
+        p.uncaptured.recompute = into_view + query;
     } else {
         // Keyed rows: write only what changed. The scope is recomputed into a work table; rows
         // of the view in scope that it lacks go, rows it has that the view lacks come. A row is
@@ -186,21 +198,48 @@ ViewPlan plan_view(const ViewShape &s) {
         p.compute = "INSERT INTO " + fresh + " (" + join(cols, ", ") + ") " + query;
         const std::string row_t = "ROW(" + join(quoted(compared_names(s), "t."), ", ") + ")::text";
         const std::string row_n = "ROW(" + join(quoted(compared_names(s), "n."), ", ") + ")::text";
-        for (bool nulls : {false, true})
-            p.remove.push_back(capture("DELETE FROM " + s.view_table + " t WHERE " + scope_match(view_scope, aff, nulls) +
-                                           " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + row_n + " = " + row_t + ")",
-                                       self_delta));
-        const std::string kept = "SELECT " + row_t + " AS sgivm_row FROM " + s.view_table + " t WHERE " +
-                                 scope_match(view_scope, aff, false) + " UNION ALL SELECT " + row_t + " FROM " +
-                                 s.view_table + " t WHERE " + scope_match(view_scope, aff, true);
-        p.recompute = capture(into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh +
-                                  " n WHERE NOT EXISTS (SELECT 1 FROM (" + kept + ") k WHERE k.sgivm_row = " + row_n + ")",
-                              self_delta);
-        for (bool nulls : {false, true})
-            p.replace_remove.push_back(
-                capture("DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls), self_delta));
-        p.replace_insert = capture(into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n",
-                                   self_delta);
+        // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
+        //    updated in place: one write per row, and an update that leaves the indexed key
+        //    alone can stay on its page. A view that others read keeps old and new row both.
+        std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
+        for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
+        std::vector<std::string> set;
+        for (size_t i = 0; i < s.columns.size(); i++)
+            if (std::find(s.key.begin(), s.key.end(), s.columns[i]) == s.key.end())
+                set.push_back(cols[i] + " = n." + cols[i]);
+        if (!set.empty()) {
+            // (the scope lets the planner read the view's rows of the touched groups or
+            // partitions by index, not the whole view; a key that matches has no NULLs)
+            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + row_t + " <> " + row_n + " AND " +
+                                        scope_match(view_scope_t, aff, false);
+            const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
+            p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
+                               changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
+                               " SELECT * FROM sgivm_old UNION ALL SELECT * FROM sgivm_new");
+            p.uncaptured.update.push_back(update);
+        }
+        // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
+        //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
+        //    lacks come.
+        for (bool nulls : {false, true}) {
+            std::string del = "DELETE FROM " + s.view_table + " t WHERE " + scope_match(view_scope, aff, nulls) +
+                              " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")";
+            p.remove.push_back(capture(del, self_delta));
+            p.uncaptured.remove.push_back(del);
+        }
+        const std::string ins = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh +
+                                " n WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " +
+                                key_equal(s.key, "t", "n") + " AND " + scope_match(view_scope_t, aff, false) + ")";
+        p.recompute = capture(ins, self_delta);
+        p.uncaptured.recompute = ins;
+        for (bool nulls : {false, true}) {
+            std::string del = "DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls);
+            p.replace_remove.push_back(capture(del, self_delta));
+            p.uncaptured.replace_remove.push_back(del);
+        }
+        const std::string all = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n";
+        p.replace_insert = capture(all, self_delta);
+        p.uncaptured.replace_insert = all;
     }
 
     std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
@@ -268,9 +307,19 @@ std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
         o += ",\"compute\":" + json_string(p.compute);
         o += ",\"replace_remove\":" + json_array(p.replace_remove);
         o += ",\"replace_insert\":" + json_string(p.replace_insert);
+        o += ",\"update\":" + json_array(p.update);
     }
     o += ",\"remove\":" + json_array(p.remove);
     o += ",\"recompute\":" + json_string(p.recompute);
+    // (an object: workers of 0.2.0 read the plan's top-level keys only)
+    o += ",\"uncaptured\":{\"remove\":" + json_array(p.uncaptured.remove) +
+         ",\"recompute\":" + json_string(p.uncaptured.recompute);
+    if (!p.compute.empty()) {
+        o += ",\"update\":" + json_array(p.uncaptured.update);
+        o += ",\"replace_remove\":" + json_array(p.uncaptured.replace_remove);
+        o += ",\"replace_insert\":" + json_string(p.uncaptured.replace_insert);
+    }
+    o += "}";
     o += ",\"populate\":" + json_string(p.populate);
     o += ",\"verify\":" + json_string(p.verify);
     o += ",\"indexes\":" + json_array(p.indexes);

@@ -54,6 +54,15 @@ struct ViewPlan {
     // cheaper than diffing: all rows of the scope out, all recomputed rows in (both captured).
     std::vector<std::string> replace_remove;
     std::string replace_insert;
+    // Keyed views: rows whose key stays but whose values changed are updated in place, before
+    // remove and recompute (which then go by key). Empty for plans without it.
+    std::vector<std::string> update;
+    // The same statements without writing the view's delta table, for a view that no other
+    // view reads (empty where the plan has none).
+    struct Uncaptured {
+        std::vector<std::string> update, remove, replace_remove;
+        std::string recompute, replace_insert;
+    } uncaptured;
     std::string populate;               // the whole view, for add_view and refresh_view
     std::string verify;                 // one row: missing_rows, extra_rows
     std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs

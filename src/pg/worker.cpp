@@ -73,19 +73,35 @@ struct SourceRow {
 };
 
 // A maintained view as the worker runs it: statements from the catalog's plan, prepared once.
+// A statement of a view's plan, prepared on first use and kept for the session.
+struct Statement {
+    std::string sql;
+    SPIPlanPtr plan = nullptr;
+};
+
 struct ViewMaintenance {
     Oid relid = InvalidOid;
     std::string name;
     std::vector<Oid> inputs;
-    std::vector<std::string> setup, remove, replace_remove;
+    std::vector<std::string> setup;
     std::vector<std::pair<Oid, std::string>> uses;  // (input table, column) the query reads
-    std::string fill, compute, recompute, populate;  // compute: empty in plans without it (0.1.0)
-    std::string analyze;                             // ANALYZE of the affected-keys table
-    std::string replace_insert;
-    SPIPlanPtr replace_insert_plan = nullptr;
-    std::vector<SPIPlanPtr> replace_remove_plans;
-    SPIPlanPtr fill_plan = nullptr, compute_plan = nullptr, recompute_plan = nullptr;
-    std::vector<SPIPlanPtr> remove_plans;
+    std::string populate;
+    std::string analyze;  // ANALYZE of the affected-keys table
+    std::string analyze_new;  // ANALYZE of the recomputed rows (before the diff by key)
+    bool read_by_views = false;  // another view reads this one: its changes are captured
+    // The plan's statements by kind: fill, compute, update, remove, recompute, replace_remove,
+    // replace_insert; "<kind>/nc" the same without capturing the view's changes (plans of
+    // 0.2.0 have neither update nor /nc, and plans of 0.1.0 no compute either).
+    std::map<std::string, std::vector<Statement>> steps;
+    bool has(const std::string &kind) const {
+        auto it = steps.find(kind);
+        return it != steps.end() && !it->second.empty() && !it->second[0].sql.empty();
+    }
+    // The kind's statements, uncaptured when nothing reads this view and the plan has them.
+    std::vector<Statement> &statements(const std::string &kind) {
+        if (!read_by_views && has(kind + "/nc")) return steps[kind + "/nc"];
+        return steps[kind];
+    }
 };
 
 // add_view committed while a batch ran: the batch is redone with the new view set.
@@ -362,14 +378,10 @@ void PipelineWorker::check_view_version() {
 
 void PipelineWorker::load_views(int version) {
     pg_call([&] {
-        for (ViewMaintenance &v : views_) {
-            if (v.fill_plan) SPI_freeplan(v.fill_plan);
-            if (v.compute_plan) SPI_freeplan(v.compute_plan);
-            if (v.replace_insert_plan) SPI_freeplan(v.replace_insert_plan);
-            for (SPIPlanPtr p : v.replace_remove_plans) SPI_freeplan(p);
-            if (v.recompute_plan) SPI_freeplan(v.recompute_plan);
-            for (SPIPlanPtr p : v.remove_plans) SPI_freeplan(p);
-        }
+        for (ViewMaintenance &v : views_)
+            for (auto &kind : v.steps)
+                for (Statement &st : kind.second)
+                    if (st.plan) SPI_freeplan(st.plan);
     });
     views_.clear();
     pg_call([&] {
@@ -380,13 +392,14 @@ void PipelineWorker::load_views(int version) {
                 "SELECT v.relid, v.view_name, s.kind, s.sql FROM stategrid_ivm.view v, LATERAL ("
                 "  SELECT 'input' AS kind, x AS sql, n FROM jsonb_array_elements_text(v.plan->'input_relids') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'setup', x, n FROM jsonb_array_elements_text(v.plan->'setup') WITH ORDINALITY i(x, n)"
-                "  UNION ALL SELECT 'remove', x, n FROM jsonb_array_elements_text(v.plan->'remove') WITH ORDINALITY i(x, n)"
                 "  UNION ALL SELECT 'fill', v.plan->>'fill_affected', 1"
-                "  UNION ALL SELECT 'compute', v.plan->>'compute', 1 WHERE v.plan ? 'compute'"
-                "  UNION ALL SELECT 'replace_insert', v.plan->>'replace_insert', 1 WHERE v.plan ? 'replace_insert'"
-                "  UNION ALL SELECT 'replace_remove', x, n FROM jsonb_array_elements_text(coalesce(v.plan->'replace_remove', '[]')) WITH ORDINALITY i(x, n)"
-                "  UNION ALL SELECT 'recompute', v.plan->>'recompute', 1"
                 "  UNION ALL SELECT 'populate', v.plan->>'populate', 1"
+                // the maintenance statements: a string or an array of them, by kind
+                "  UNION ALL SELECT e.key || c.suffix, x, n FROM (VALUES (v.plan, ''), (v.plan->'uncaptured', '/nc')) c(obj, suffix),"
+                "    jsonb_each(coalesce(c.obj, '{}')) e,"
+                "    jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value ELSE jsonb_build_array(e.value) END)"
+                "      WITH ORDINALITY i(x, n)"
+                "    WHERE e.key IN ('compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')"
                 "  UNION ALL SELECT 'uses', (v.plan->'input_relids'->>(i.n - 1)::int) || '.' || c, i.n"
                 "    FROM jsonb_array_elements(coalesce(v.plan->'input_columns', '[]')) WITH ORDINALITY i(cols, n),"
                 "         jsonb_array_elements_text(i.cols) c) s"
@@ -410,17 +423,18 @@ void PipelineWorker::load_views(int version) {
         std::string kind = text_of(t, d, 3, &isnull), sql = text_of(t, d, 4, &isnull);
         if (kind == "input") v.inputs.push_back(static_cast<Oid>(std::stoul(sql)));
         else if (kind == "setup") v.setup.push_back(sql);
-        else if (kind == "remove") v.remove.push_back(sql);
-        else if (kind == "fill") v.fill = sql;
-        else if (kind == "compute") v.compute = sql;
-        else if (kind == "replace_insert") v.replace_insert = sql;
-        else if (kind == "replace_remove") v.replace_remove.push_back(sql);
-        else if (kind == "recompute") v.recompute = sql;
         else if (kind == "populate") v.populate = sql;
         else if (kind == "uses") {
             size_t dot = sql.find('.');
             v.uses.emplace_back(static_cast<Oid>(std::stoul(sql.substr(0, dot))), sql.substr(dot + 1));
+        } else {
+            v.steps[kind].push_back(Statement{sql});
         }
+    }
+    for (ViewMaintenance &v : views_) {
+        v.analyze_new = "ANALYZE " + new_rows_table(v.relid);
+        for (const ViewMaintenance &reader : views_)
+            for (Oid in : reader.inputs) v.read_by_views = v.read_by_views || in == v.relid;
     }
     // Mirrors that views read keep their changes for them.
     for (auto &m : mirrors_) {
@@ -436,6 +450,12 @@ void PipelineWorker::load_views(int version) {
 // keys or groups the changes touched. Views write their own deltas for the views above them.
 void PipelineWorker::maintain_views() {
     if (views_.empty()) return;
+    // The work tables' statistics need the number of rows and a rough idea of their values: a
+    // small sample (3,000 rows) is enough, and cheap on every batch.
+    pg_call([] {
+        if (SPI_execute("SET LOCAL default_statistics_target = 10", false, 0) != SPI_OK_UTILITY)
+            elog(ERROR, "stategrid_ivm: could not set default_statistics_target");
+    });
     std::map<Oid, uint64> changed;  // delta rows of each input in this batch
     for (auto &m : mirrors_) changed[m.second->mirror_relid()] = m.second->captured;
     for (ViewMaintenance &v : views_) {
@@ -448,16 +468,23 @@ void PipelineWorker::maintain_views() {
         pg_call([&] {
             for (const std::string &sql : v.setup)
                 if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
-            auto prepared = [](SPIPlanPtr &plan, const std::string &sql) {
-                if (!plan) {
-                    plan = SPI_prepare(sql.c_str(), 0, nullptr);
-                    if (!plan) elog(ERROR, "stategrid_ivm: could not prepare \"%s\": %s", sql.c_str(), SPI_result_code_string(SPI_result));
-                    SPI_keepplan(plan);
+            // Runs the kind's statements (prepared once); returns the rows they wrote.
+            auto run = [&](std::vector<Statement> &statements, const char *what) {
+                uint64 rows = 0;
+                for (Statement &st : statements) {
+                    if (!st.plan) {
+                        st.plan = SPI_prepare(st.sql.c_str(), 0, nullptr);
+                        if (!st.plan)
+                            elog(ERROR, "stategrid_ivm: could not prepare \"%s\": %s", st.sql.c_str(), SPI_result_code_string(SPI_result));
+                        SPI_keepplan(st.plan);
+                    }
+                    if (SPI_execute_plan(st.plan, nullptr, nullptr, false, 0) < 0)
+                        elog(ERROR, "stategrid_ivm: %s %s failed", what, v.name.c_str());
+                    rows += SPI_processed;
                 }
-                return plan;
+                return rows;
             };
-            if (SPI_execute_plan(prepared(v.fill_plan, v.fill), nullptr, nullptr, false, 0) < 0)
-                elog(ERROR, "stategrid_ivm: finding the rows of %s to maintain failed", v.name.c_str());
+            run(v.steps["fill"], "finding the rows to maintain of");
             // The planner must know how many keys or groups a batch touched (a few, or most of
             // the view): a work table without statistics passes for thousands of rows.
             if (SPI_execute(v.analyze.c_str(), false, 0) < 0)
@@ -466,23 +493,22 @@ void PipelineWorker::maintain_views() {
             // many against the recomputed scope (a backlog, a bulk load), most of it changes
             // anyway and the whole scope is replaced from the work table instead.
             bool replace = false;
-            if (!v.compute.empty()) {
-                if (SPI_execute_plan(prepared(v.compute_plan, v.compute), nullptr, nullptr, false, 0) < 0)
-                    elog(ERROR, "stategrid_ivm: recomputing the rows of %s failed", v.name.c_str());
-                replace = !v.replace_insert.empty() && delta_rows >= 10000 && delta_rows * 4 >= SPI_processed;
+            if (v.has("compute")) {
+                uint64 recomputed = run(v.steps["compute"], "recomputing the rows of");
+                replace = v.has("replace_insert") && delta_rows >= 10000 && delta_rows * 4 >= recomputed;
+                // the diff by key joins the recomputed rows with the view: the planner must
+                // know whether they are ten or a hundred thousand
+                if (!replace && v.has("update") && SPI_execute(v.analyze_new.c_str(), false, 0) < 0)
+                    elog(ERROR, "stategrid_ivm: %s failed", v.analyze_new.c_str());
             }
-            std::vector<std::string> &removes = replace ? v.replace_remove : v.remove;
-            std::vector<SPIPlanPtr> &remove_plans = replace ? v.replace_remove_plans : v.remove_plans;
-            remove_plans.resize(removes.size(), nullptr);
-            for (size_t i = 0; i < removes.size(); i++) {
-                if (SPI_execute_plan(prepared(remove_plans[i], removes[i]), nullptr, nullptr, false, 0) < 0)
-                    elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
-                written += SPI_processed;
+            if (replace) {
+                written += run(v.statements("replace_remove"), "maintaining");
+                written += run(v.statements("replace_insert"), "maintaining");
+            } else {
+                written += run(v.statements("update"), "maintaining");
+                written += run(v.statements("remove"), "maintaining");
+                written += run(v.statements("recompute"), "maintaining");
             }
-            SPIPlanPtr &insert_plan = replace ? v.replace_insert_plan : v.recompute_plan;
-            if (SPI_execute_plan(prepared(insert_plan, replace ? v.replace_insert : v.recompute), nullptr, nullptr, false, 0) < 0)
-                elog(ERROR, "stategrid_ivm: maintaining %s failed", v.name.c_str());
-            written += SPI_processed;
         });
         } catch (PgError &e) {
             // Name the view: the statement's own message rarely does.

@@ -170,42 +170,66 @@ TEST(ViewPlanProjection, WithoutKeyRemoveCapturesTheWholeScopeTheSecondNullSafe)
     EXPECT_EQ(count_of(q.recompute, "WITH sgivm_changed AS (INSERT INTO dw.dws_stats "), 1u);
 }
 
-TEST(ViewPlanProjection, RemoveTakesOnlyChangedRowsTheSecondNullSafe) {
+TEST(ViewPlanProjection, UpdateRewritesChangedRowsInPlaceByKey) {
     ViewPlan p = plan_view(detail_shape());
-    const std::string differs =
-        " AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_300 n WHERE ROW(n.\"consumption_id\", n.\"user_id\", "
-        "n.\"region_id\", n.\"consumption_amount\")::text = ROW(t.\"consumption_id\", t.\"user_id\", t.\"region_id\", "
-        "t.\"consumption_amount\")::text)";
+    const std::string changed =
+        " WHERE t.\"consumption_id\" = n.\"consumption_id\" AND ROW(t.\"consumption_id\", t.\"user_id\", t.\"region_id\", "
+        "t.\"consumption_amount\")::text <> ROW(n.\"consumption_id\", n.\"user_id\", n.\"region_id\", "
+        "n.\"consumption_amount\")::text AND (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM pg_temp.sgivm_aff_300)";
+    const std::string update = "UPDATE dw.dwd_detail t SET \"user_id\" = n.\"user_id\", \"region_id\" = n.\"region_id\", "
+                               "\"consumption_amount\" = n.\"consumption_amount\", \"etl_time\" = n.\"etl_time\" FROM "
+                               "pg_temp.sgivm_new_300 n" + changed;
+    ASSERT_EQ(p.uncaptured.update.size(), 1u);
+    EXPECT_EQ(p.uncaptured.update[0], update);
+    // the key is never set; the audit column is set but not compared
+    EXPECT_NOT_CONTAINS(update, "SET \"consumption_id\"");
+    EXPECT_NOT_CONTAINS(changed, "etl_time");
+    // a view others read keeps the old and the new version of each updated row
+    ASSERT_EQ(p.update.size(), 1u);
+    EXPECT_EQ(p.update[0], "WITH sgivm_old AS (SELECT t.* FROM dw.dwd_detail t JOIN pg_temp.sgivm_new_300 n ON true" +
+                               changed + "), sgivm_new AS (" + update +
+                               " RETURNING t.*) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_old UNION ALL "
+                               "SELECT * FROM sgivm_new");
+}
+
+TEST(ViewPlanProjection, RemoveTakesRowsWhoseKeyIsGoneTheSecondNullSafe) {
+    ViewPlan p = plan_view(detail_shape());
+    const std::string gone = " AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_300 n WHERE n.\"consumption_id\" = t.\"consumption_id\")";
     ASSERT_EQ(p.remove.size(), 2u);
     EXPECT_EQ(p.remove[0],
               "WITH sgivm_changed AS (DELETE FROM dw.dwd_detail t WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM "
-              "pg_temp.sgivm_aff_300)" + differs + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
-    // the audit column (etl_time) is not compared: an unchanged row keeps its old one
-    EXPECT_NOT_CONTAINS(p.remove[0], "etl_time");
+              "pg_temp.sgivm_aff_300)" + gone + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
     // a view used as the fact may have NULLs in its key: matched NULL-safely, only when the
-    // affected set holds a NULL (a one-time filter)
+    // affected set holds a NULL (a one-time filter); such a row never matches by key, so it
+    // goes and comes again
     EXPECT_EQ(p.remove[1],
               "WITH sgivm_changed AS (DELETE FROM dw.dwd_detail t WHERE "
               "(SELECT EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 WHERE sgivm_k1 IS NULL)) AND "
               "((\"consumption_id\") IS NULL) AND "
               "EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 x WHERE x.sgivm_k1 IS NOT DISTINCT FROM (\"consumption_id\"))" +
-                  differs + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
+                  gone + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
+    ASSERT_EQ(p.uncaptured.remove.size(), 2u);
+    EXPECT_EQ(p.uncaptured.remove[0], "DELETE FROM dw.dwd_detail t WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM "
+                                      "pg_temp.sgivm_aff_300)" + gone);
 }
 
-TEST(ViewPlanProjection, RecomputeInsertsTheNewRowsTheViewLacks) {
+TEST(ViewPlanProjection, RecomputeInsertsTheRowsWhoseKeyTheViewLacks) {
     ViewPlan p = plan_view(detail_shape());
-    const std::string row_t = "ROW(t.\"consumption_id\", t.\"user_id\", t.\"region_id\", t.\"consumption_amount\")::text";
-    EXPECT_EQ(p.recompute,
-              "WITH sgivm_changed AS (INSERT INTO dw.dwd_detail (\"consumption_id\", \"user_id\", \"region_id\", "
-              "\"consumption_amount\", \"etl_time\") SELECT n.\"consumption_id\", n.\"user_id\", n.\"region_id\", "
-              "n.\"consumption_amount\", n.\"etl_time\" FROM pg_temp.sgivm_new_300 n WHERE NOT EXISTS (SELECT 1 FROM (SELECT " +
-                  row_t + " AS sgivm_row FROM dw.dwd_detail t WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM "
-                  "pg_temp.sgivm_aff_300) UNION ALL SELECT " + row_t + " FROM dw.dwd_detail t WHERE "
-                  "(SELECT EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 WHERE sgivm_k1 IS NULL)) AND "
-                  "((\"consumption_id\") IS NULL) AND EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 x WHERE "
-                  "x.sgivm_k1 IS NOT DISTINCT FROM (\"consumption_id\"))) k WHERE k.sgivm_row = ROW(n.\"consumption_id\", "
-                  "n.\"user_id\", n.\"region_id\", n.\"consumption_amount\")::text) RETURNING *) "
-                  "INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
+    const std::string insert =
+        "INSERT INTO dw.dwd_detail (\"consumption_id\", \"user_id\", \"region_id\", \"consumption_amount\", \"etl_time\") "
+        "SELECT n.\"consumption_id\", n.\"user_id\", n.\"region_id\", n.\"consumption_amount\", n.\"etl_time\" FROM "
+        "pg_temp.sgivm_new_300 n WHERE NOT EXISTS (SELECT 1 FROM dw.dwd_detail t WHERE t.\"consumption_id\" = "
+        "n.\"consumption_id\" AND (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM pg_temp.sgivm_aff_300))";
+    EXPECT_EQ(p.recompute, "WITH sgivm_changed AS (" + insert +
+                               " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_changed");
+    EXPECT_EQ(p.uncaptured.recompute, insert);
+    EXPECT_EQ(p.uncaptured.replace_insert,
+              "INSERT INTO dw.dwd_detail (\"consumption_id\", \"user_id\", \"region_id\", \"consumption_amount\", "
+              "\"etl_time\") SELECT n.\"consumption_id\", n.\"user_id\", n.\"region_id\", n.\"consumption_amount\", "
+              "n.\"etl_time\" FROM pg_temp.sgivm_new_300 n");
+    ASSERT_EQ(p.uncaptured.replace_remove.size(), 2u);
+    EXPECT_EQ(p.uncaptured.replace_remove[0],
+              "DELETE FROM dw.dwd_detail WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM pg_temp.sgivm_aff_300)");
 }
 
 TEST(ViewPlanProjection, ComputeReplacesTheFactByARestrictedCte) {
@@ -365,8 +389,13 @@ TEST(ViewPlanRanking, ScopeIsThePartitionNotTheGroups) {
                                  "pg_temp.sgivm_aff_500)");
     EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (\"stat_date\") AND x.sgivm_k2 IS NOT DISTINCT FROM (\"region_id\")");
     EXPECT_NOT_CONTAINS(p.remove[0].substr(0, p.remove[0].find(" AND NOT EXISTS")), "\"user_id\"");
-    EXPECT_CONTAINS(p.remove[0], "AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_500 n WHERE ROW(n.\"user_id\", n.\"region_id\", "
-                                 "n.\"stat_date\", n.\"total\", n.\"ranking\")::text = ROW(t.\"user_id\", ");
+    EXPECT_CONTAINS(p.remove[0], "AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_500 n WHERE n.\"user_id\" = t.\"user_id\" AND "
+                                 "n.\"region_id\" = t.\"region_id\" AND n.\"stat_date\" = t.\"stat_date\")");
+    // a rank that moved is updated in place, the partition's rows read by the scope index
+    ASSERT_EQ(p.uncaptured.update.size(), 1u);
+    EXPECT_CONTAINS(p.uncaptured.update[0], "UPDATE dw.dws_ranking t SET \"total\" = n.\"total\", \"ranking\" = n.\"ranking\"");
+    EXPECT_CONTAINS(p.uncaptured.update[0], "AND (t.\"stat_date\", t.\"region_id\") IN (SELECT sgivm_k1, sgivm_k2 FROM "
+                                            "pg_temp.sgivm_aff_500)");
     // ... and come back recomputed from the partitions' input rows
     EXPECT_CONTAINS(p.compute, "WITH sgivm_in_300 AS (SELECT * FROM dw.dwd_detail WHERE (((consumption_date)::date), "
                                  "(region_id)) IN (SELECT sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_500) UNION ALL SELECT * FROM "
@@ -528,6 +557,10 @@ TEST(ViewPlanJson, FieldsInOrder) {
     EXPECT_CONTAINS(j, ",\"types\":[\"bigint\",\"bigint\",\"integer\",\"numeric(10,2)\",\"timestamp with time zone\"]");
     EXPECT_CONTAINS(j, ",\"audit_columns\":[\"etl_time\"]");
     EXPECT_CONTAINS(j, ",\"key\":[\"consumption_id\"]");
+    EXPECT_CONTAINS(j, ",\"update\":[\"WITH sgivm_old AS (SELECT t.* FROM dw.dwd_detail t");
+    // the statements without capture: an object, after the captured ones
+    EXPECT_GT(j.find(",\"uncaptured\":{\"remove\":[\"DELETE FROM dw.dwd_detail t WHERE"), j.find(",\"recompute\":"));
+    EXPECT_CONTAINS(j, ",\"update\":[\"UPDATE dw.dwd_detail t SET");
     size_t last = 0;
     for (const char *field : {"\"kind\"", "\"input_relids\"", "\"columns\"", "\"types\"", "\"audit_columns\"", "\"key\"",
                               "\"deparsed\"", "\"setup\"", "\"fill_affected\"", "\"remove\"", "\"recompute\"",
