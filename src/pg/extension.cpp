@@ -21,6 +21,9 @@ void _PG_init(void) {
     DefineCustomIntVariable("stategrid_ivm.batch_size",
                             "Changes a pipeline worker reads and applies per transaction (and per flush inside a large source transaction).",
                             nullptr, &guc_batch_size, 10000, 1, 10000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("stategrid_ivm.catchup_round",
+                            "While a pipeline worker is behind, how long one apply transaction at least keeps decoding further batches before it maintains the views (0: one batch per transaction).",
+                            nullptr, &guc_catchup_round_ms, 3000, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("stategrid_ivm.naptime",
                             "How long an idle pipeline worker sleeps before looking for changes it was not woken for.",
                             nullptr, &guc_naptime_ms, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);

@@ -27,6 +27,7 @@ namespace sgivm::pg {
 SharedState *shared = nullptr;
 int guc_batch_size = 10000;
 int guc_naptime_ms = 1000;
+int guc_catchup_round_ms = 3000;
 int guc_max_pipelines = 16;
 int guc_wal_warning_mb = 1024;
 char *guc_debug_crash_at = nullptr;

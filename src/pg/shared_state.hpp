@@ -57,6 +57,7 @@ extern SharedState *shared;
 // GUCs
 extern int guc_batch_size;
 extern int guc_naptime_ms;
+extern int guc_catchup_round_ms;
 extern int guc_max_pipelines;
 extern int guc_wal_warning_mb;
 extern char *guc_debug_crash_at;

@@ -199,7 +199,6 @@ private:
     TimestampTz last_commit_time_ = 0;
     TimestampTz first_commit_time_ = 0;
     long maintain_ms_ = 0;  // how long the last batch's view maintenance took
-    static constexpr long kBacklogRoundMs = 3000;
     std::vector<TimestampTz> commit_times_;  // of the source transactions the batch applies
 };
 
@@ -773,14 +772,14 @@ bool PipelineWorker::apply_batch() {
     }
     // Chunks of batch_size changes (whole source transactions) are decoded and applied to the
     // mirrors one after the other. While more WAL waits, the transaction takes further chunks
-    // for at least kBacklogRoundMs, and for twice as long as the last view maintenance took: a
-    // backlog then costs few maintenance rounds, each over many changes (a round's cost is that
-    // of the groups and partitions it touches, nearly the same for 10,000 changes as for
-    // 300,000), while a worker that keeps up applies what came at once.
+    // for at least stategrid_ivm.catchup_round, and for twice as long as the last view
+    // maintenance took: a backlog then costs few maintenance rounds, each over many changes (a
+    // round's cost is that of the groups and partitions it touches, nearly the same for 10,000
+    // changes as for 300,000), while a worker that keeps up applies what came at once.
     bool more = false;
     int chunks = 0;
     TimestampTz batch_start = pg_call([] { return GetCurrentTimestamp(); });
-    const int round_ms = static_cast<int>(Max(kBacklogRoundMs, 2 * maintain_ms_));
+    const int round_ms = guc_catchup_round_ms == 0 ? 0 : static_cast<int>(Max(static_cast<long>(guc_catchup_round_ms), 2 * maintain_ms_));
     auto read_chunk = [&] {
         chunks++;
         pg_call([&] {
@@ -825,7 +824,7 @@ bool PipelineWorker::apply_batch() {
             ExecDropSingleTupleTableSlot(slot);
             reader_.release_messages();
         });
-        if (!more || views_.empty() ||
+        if (!more || views_.empty() || round_ms == 0 ||
             pg_call([&] { return TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), round_ms); }))
             break;
         read_chunk();

@@ -2,7 +2,7 @@
 # DESIGN.md §2 invariants 1 and 3).
 #
 # 1. Invariant 3 observed at every step. With one source transaction per batch
-#    (stategrid_ivm.batch_size = 1) and the pipeline paused, T1 inserts a reading of user 7
+#    (stategrid_ivm.batch_size = 1, catchup_round = 0) and the pipeline paused, T1 inserts a reading of user 7
 #    (region 1), T2 moves user 7 to region 2, T3 deletes user 8 who has readings. Row locks
 #    that the test holds on the ODS mirror stop the worker before T2 and then before T3, so the
 #    state it committed after T1 and after T2 can be read: each must equal a full recomputation
@@ -42,6 +42,7 @@ max_replication_slots = 10
 log_min_messages = warning
 # one source transaction per apply transaction
 stategrid_ivm.batch_size = 1
+stategrid_ivm.catchup_round = 0
 deadlock_timeout = 1s
 });
 $node->start;
