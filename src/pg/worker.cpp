@@ -788,7 +788,9 @@ bool PipelineWorker::apply_batch() {
             pgstat_report_activity(STATE_RUNNING, "stategrid_ivm: applying changes");
         });
     };
+    XLogRecPtr round_from = pg_call([&] { return reader_.position(); });
     read_chunk();
+    if (round_from == InvalidXLogRecPtr) round_from = pg_call([&] { return reader_.position(); });
     if (!more && p_.state == "running" && pg_call([&] { return reader_.message_count(); }) == 0) {
         // Nothing for this pipeline: WAL of other tables or databases, or of this worker's own
         // commits. Such a batch takes no lock and touches no temporary table, so it writes no
@@ -824,9 +826,16 @@ bool PipelineWorker::apply_batch() {
             ExecDropSingleTupleTableSlot(slot);
             reader_.release_messages();
         });
-        if (!more || views_.empty() || round_ms == 0 ||
-            pg_call([&] { return TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), round_ms); }))
-            break;
+        if (!more || views_.empty() || round_ms == 0) break;
+        // Past the round's time, a round that has read more WAL than is left goes on (up to
+        // four times as long): otherwise the last bit of a backlog would cost a round of its own.
+        bool stop = pg_call([&] {
+            if (!TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), round_ms)) return false;
+            XLogRecPtr at = reader_.position();
+            bool mostly_read = flushed - at <= at - round_from;
+            return !mostly_read || TimestampDifferenceExceeds(batch_start, GetCurrentTimestamp(), 4 * round_ms);
+        });
+        if (stop) break;
         read_chunk();
     }
     flush_all();
