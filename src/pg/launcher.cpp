@@ -39,7 +39,7 @@ namespace sgivm::pg {
 
 namespace {
 
-constexpr long kReprobeIntervalMs = 5000;  // fallback when a notification was missed (or raced a probe)
+constexpr long kReprobeIntervalMs = 5000;  // fallback, should a notification ever be missed
 constexpr int kMaxConcurrentProbes = 2;
 
 struct LocalWorker {
@@ -123,9 +123,13 @@ void queue_all_databases() {
 }
 
 void start_probes() {
+    // Finished probes first: a probe that has exited must not count as busy with its database
+    // while the slots before it are filled (a request for that database then waited for the
+    // next full probe, 5 s, whenever an earlier slot was free and nothing else was queued).
+    for (int p = 0; p < kMaxConcurrentProbes; p++)
+        if (probes[p].active && !running(probes[p].handle)) probes[p].active = false;
     for (int p = 0; p < kMaxConcurrentProbes; p++) {
-        if (probes[p].active && running(probes[p].handle)) continue;
-        probes[p].active = false;
+        if (probes[p].active) continue;
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
         Oid db = InvalidOid;
         for (int i = 0; i < shared->nprobe && !OidIsValid(db); i++) {
