@@ -7,6 +7,7 @@
 #include "core/view_plan.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
@@ -84,16 +85,25 @@ std::string index_name(const char *kind, uint32_t view_relid, size_t n) {
     return std::string("sgivm_") + kind + "_" + std::to_string(view_relid) + "_" + std::to_string(n);
 }
 
-// The output columns a maintained row is compared by: all but the audit (clock) columns.
-std::vector<std::string> compared_names(const ViewShape &s) {
-    std::vector<std::string> c;
-    for (size_t i = 0; i < s.columns.size(); i++)
-        if (!s.audit[i]) c.push_back(s.columns[i]);
-    return c;
-}
 
 std::string capture(const std::string &modify, const std::string &delta) {
     return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
+}
+
+// Types whose values compare with a default equality that agrees with their text up to
+// representation (1.0 = 1.00, -0 = 0): format_type names, with or without a typmod.
+bool has_plain_equality(const std::string &type) {
+    static const char *const prefixes[] = {"smallint", "integer", "bigint", "numeric", "real", "double precision",
+                                           "text", "character varying", "character", "varchar", "boolean", "date",
+                                           "timestamp", "time", "interval", "uuid", "bytea", "oid", "name"};
+    for (const char *p : prefixes) {
+        size_t n = std::strlen(p);
+        if (type.compare(0, n, p) == 0 && (type.size() == n || type[n] == '(' || type[n] == ' ')) {
+            // "time" must not take "timestamp ..."; both are listed, and the next byte decides
+            return true;
+        }
+    }
+    return false;
 }
 
 // a.k1 = b.k1 AND ...: never true for a NULL key part (such rows are removed and inserted).
@@ -186,18 +196,26 @@ ViewPlan plan_view(const ViewShape &s) {
         p.recompute = capture(into_view + query, self_delta);
         p.uncaptured.recompute = into_view + query;
     } else {
-        // Keyed rows: write only what changed. The scope is recomputed into a work table; rows
-        // of the view in scope that it lacks go, rows it has that the view lacks come. A row is
-        // compared by the text of its compared columns: NULL-safe, hashable, and exact for every
-        // type (the worker pins extra_float_digits), so an unchanged row is never rewritten —
-        // a ranking rewrites the rows whose rank moved, not its partition.
+        // Keyed rows: write only what changed. The scope is recomputed into a work table and
+        // matched with the view's rows by key: an unchanged row is never rewritten (a ranking
+        // rewrites the rows whose rank moved, not its partition).
         const std::string fresh = new_rows_table(s.view_relid);
         // the view's own columns only: an adopted table may have more (with their constraints)
         p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + fresh.substr(8) + " ON COMMIT DELETE ROWS AS SELECT " +
                           join(cols, ", ") + " FROM " + s.view_table + " WITH NO DATA");
         p.compute = "INSERT INTO " + fresh + " (" + join(cols, ", ") + ") " + query;
-        const std::string row_t = "ROW(" + join(quoted(compared_names(s), "t."), ", ") + ")::text";
-        const std::string row_n = "ROW(" + join(quoted(compared_names(s), "n."), ", ") + ")::text";
+        // A row differs when one of its compared (non-audit) columns does: by the type's own
+        // equality where it surely has one (cheap, and what verify() compares by), by the text
+        // of the value otherwise (json, geometric types and the like have no equality).
+        std::vector<std::string> differ;
+        for (size_t i = 0; i < s.columns.size(); i++) {
+            if (s.audit[i]) continue;
+            if (has_plain_equality(s.types[i]))
+                differ.push_back("t." + cols[i] + " IS DISTINCT FROM n." + cols[i]);
+            else
+                differ.push_back("t." + cols[i] + "::text IS DISTINCT FROM n." + cols[i] + "::text");
+        }
+        const std::string differs = "(" + join(differ, " OR ") + ")";
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
         //    updated in place: one write per row, and an update that leaves the indexed key
         //    alone can stay on its page. A view that others read keeps old and new row both.
@@ -210,7 +228,7 @@ ViewPlan plan_view(const ViewShape &s) {
         if (!set.empty()) {
             // (the scope lets the planner read the view's rows of the touched groups or
             // partitions by index, not the whole view; a key that matches has no NULLs)
-            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + row_t + " <> " + row_n + " AND " +
+            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " +
                                         scope_match(view_scope_t, aff, false);
             const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
             p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +

@@ -449,14 +449,22 @@ void PipelineWorker::load_views(int version) {
 // keys or groups the changes touched. Views write their own deltas for the views above them.
 void PipelineWorker::maintain_views() {
     if (views_.empty()) return;
+    std::map<Oid, uint64> changed;  // delta rows of each input in this batch
+    uint64 batch_rows = 0;
+    for (auto &m : mirrors_) {
+        changed[m.second->mirror_relid()] = m.second->captured;
+        batch_rows += m.second->captured;
+    }
     // The work tables' statistics need the number of rows and a rough idea of their values: a
-    // small sample (3,000 rows) is enough, and cheap on every batch.
-    pg_call([] {
+    // small sample (3,000 rows) is enough, and cheap on every batch. A small batch reads a few
+    // groups' rows, cached: index scans are cheaper than the planner's default page costs say
+    // (a large one reads much of its tables, where the defaults choose well).
+    pg_call([&] {
         if (SPI_execute("SET LOCAL default_statistics_target = 10", false, 0) != SPI_OK_UTILITY)
             elog(ERROR, "stategrid_ivm: could not set default_statistics_target");
+        if (batch_rows < 10000 && SPI_execute("SET LOCAL random_page_cost = 1.1", false, 0) != SPI_OK_UTILITY)
+            elog(ERROR, "stategrid_ivm: could not set random_page_cost");
     });
-    std::map<Oid, uint64> changed;  // delta rows of each input in this batch
-    for (auto &m : mirrors_) changed[m.second->mirror_relid()] = m.second->captured;
     for (ViewMaintenance &v : views_) {
         uint64 delta_rows = 0;
         for (Oid in : v.inputs) delta_rows += changed[in];

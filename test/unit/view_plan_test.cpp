@@ -173,9 +173,10 @@ TEST(ViewPlanProjection, WithoutKeyRemoveCapturesTheWholeScopeTheSecondNullSafe)
 TEST(ViewPlanProjection, UpdateRewritesChangedRowsInPlaceByKey) {
     ViewPlan p = plan_view(detail_shape());
     const std::string changed =
-        " WHERE t.\"consumption_id\" = n.\"consumption_id\" AND ROW(t.\"consumption_id\", t.\"user_id\", t.\"region_id\", "
-        "t.\"consumption_amount\")::text <> ROW(n.\"consumption_id\", n.\"user_id\", n.\"region_id\", "
-        "n.\"consumption_amount\")::text AND (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM pg_temp.sgivm_aff_300)";
+        " WHERE t.\"consumption_id\" = n.\"consumption_id\" AND (t.\"consumption_id\" IS DISTINCT FROM n.\"consumption_id\" OR "
+        "t.\"user_id\" IS DISTINCT FROM n.\"user_id\" OR t.\"region_id\" IS DISTINCT FROM n.\"region_id\" OR "
+        "t.\"consumption_amount\" IS DISTINCT FROM n.\"consumption_amount\") AND (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM "
+        "pg_temp.sgivm_aff_300)";
     const std::string update = "UPDATE dw.dwd_detail t SET \"user_id\" = n.\"user_id\", \"region_id\" = n.\"region_id\", "
                                "\"consumption_amount\" = n.\"consumption_amount\", \"etl_time\" = n.\"etl_time\" FROM "
                                "pg_temp.sgivm_new_300 n" + changed;
@@ -190,6 +191,25 @@ TEST(ViewPlanProjection, UpdateRewritesChangedRowsInPlaceByKey) {
                                changed + "), sgivm_new AS (" + update +
                                " RETURNING t.*) INSERT INTO pg_temp.sgivm_delta_300 SELECT * FROM sgivm_old UNION ALL "
                                "SELECT * FROM sgivm_new");
+}
+
+TEST(ViewPlanProjection, UpdateComparesTypesWithoutEqualityByText) {
+    ViewShape s = detail_shape();
+    s.types[3] = "json";  // no equality operator: compared by its text
+    ViewPlan p = plan_view(s);
+    ASSERT_EQ(p.uncaptured.update.size(), 1u);
+    EXPECT_CONTAINS(p.uncaptured.update[0], "t.\"consumption_amount\"::text IS DISTINCT FROM n.\"consumption_amount\"::text");
+    EXPECT_CONTAINS(p.uncaptured.update[0], "t.\"region_id\" IS DISTINCT FROM n.\"region_id\"");
+    for (const char *t : {"character varying(40)", "timestamp with time zone", "time without time zone", "double precision",
+                          "numeric", "character(2)", "text"}) {
+        s.types[3] = t;
+        EXPECT_CONTAINS(plan_view(s).uncaptured.update[0],
+                        "t.\"consumption_amount\" IS DISTINCT FROM n.\"consumption_amount\")") << t;
+    }
+    for (const char *t : {"jsonb", "point", "text[]", "timestamptz_domain", "integer[]"}) {
+        s.types[3] = t;
+        EXPECT_CONTAINS(plan_view(s).uncaptured.update[0], "t.\"consumption_amount\"::text IS DISTINCT FROM") << t;
+    }
 }
 
 TEST(ViewPlanProjection, RemoveTakesRowsWhoseKeyIsGoneTheSecondNullSafe) {
