@@ -41,5 +41,31 @@ SELECT user_id, 3.5, 2.0, '2024-03-02 21:00' FROM power_user ORDER BY user_id LI
 SELECT stategrid_ivm.sync('pipeline_idle') IS NOT NULL AS synced;
 SELECT view_name, ok FROM stategrid_ivm.verify('pipeline_idle') ORDER BY view_name;
 
+-- Resume starts the worker at once, whichever probe slot last looked at this database (a
+-- finished probe used to keep its database "busy" until the launcher's next full probe, 5 s).
+-- Three pauses and resumes, 5.3 s apart, so that a periodic probe of all databases (every 5 s)
+-- falls in between each time: each resume until sync() returns.
+CREATE TEMP TABLE resume_times (elapsed interval);
+DO $$
+DECLARE
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        PERFORM stategrid_ivm.pause_pipeline('pipeline_idle');
+        COMMIT;
+        PERFORM pg_sleep(5.3);
+        INSERT INTO pipeline_idle.power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+        SELECT user_id, 1.5, 1.0, '2024-03-02 22:00' FROM pipeline_idle.power_user ORDER BY user_id LIMIT 1;
+        PERFORM stategrid_ivm.resume_pipeline('pipeline_idle');
+        COMMIT;
+        t0 := clock_timestamp();
+        PERFORM stategrid_ivm.sync('pipeline_idle');
+        INSERT INTO resume_times VALUES (clock_timestamp() - t0);
+        COMMIT;
+    END LOOP;
+END
+$$;
+SELECT count(*) AS resumes, max(elapsed) < interval '2 s' AS each_within_2s FROM resume_times;
+
 SELECT stategrid_ivm.drop_pipeline('pipeline_idle', drop_tables => true);
 DROP SCHEMA pipeline_idle CASCADE;
