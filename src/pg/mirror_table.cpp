@@ -380,7 +380,7 @@ void MirrorTable::flush() {
         int rc = SPI_execute_plan(delete_plan_, kparams, nullptr, false, 0);
         // SPI returns in its procedure context, which lives until the apply transaction ends:
         // the insert's arrays below must go to the flush context (one large source transaction
-        // used to leave ~150 bytes per row there).
+        // used to leave ~280 bytes per row there; test/t/040_large_transaction_memory.pl).
         MemoryContextSwitchTo(flush_cxt_);
         captured += capture_ ? SPI_processed : 0;
         if (rc != (capture_ ? SPI_OK_INSERT : SPI_OK_DELETE)) elog(ERROR, "stategrid_ivm: delete from %s failed: %s", mirror_sql_name_.c_str(), SPI_result_code_string(rc));

@@ -857,9 +857,13 @@ bool PipelineWorker::apply_batch() {
         return Min(secs * 1000 + usecs / 1000, 60000L);
     });
     pg_call([&] {
-        elog(DEBUG1, "stategrid_ivm: pipeline \"%s\": %lu transactions, %lu rows in %d chunk(s); decoding and mirrors %ld ms, views %ld ms",
+        // (the transaction's memory, SPI's contexts included, before its commit frees it: the
+        // test of a large source transaction reads it)
+        elog(DEBUG1, "stategrid_ivm: pipeline \"%s\": %lu transactions, %lu rows in %d chunk(s); decoding and mirrors %ld ms, "
+                     "views %ld ms; transaction memory %zu kB",
              p_.name.c_str(), static_cast<unsigned long>(txns_applied_), static_cast<unsigned long>(rows_applied_), chunks,
-             static_cast<long>((maintain_start - batch_start) / 1000), maintain_ms_);
+             static_cast<long>((maintain_start - batch_start) / 1000), maintain_ms_,
+             MemoryContextMemAllocated(TopTransactionContext, true) / 1024);
     });
     pg_call([] { crash_point("after_views"); });
     check_view_version();
