@@ -325,8 +325,12 @@ void PipelineWorker::load_pipeline() {
     }
     mirrors_ = std::move(next);
     int64 version = read_views_version();
-    // (a mirror that a new view reads gets its delta table now)
-    if (version != views_version_) creating_working_tables([&] { load_views(static_cast<int>(version)); });
+    // (a mirror that a new view reads gets its delta table now; preparing its statements
+    // locks the mirror: the pipeline's row is locked first, in the order drop_pipeline uses)
+    if (version != views_version_) {
+        lock_pipeline();
+        creating_working_tables([&] { load_views(static_cast<int>(version)); });
+    }
 }
 
 // Locks the pipeline's row for the batch about to write (add_view, refresh_view, pause and drop
@@ -811,7 +815,10 @@ bool PipelineWorker::apply_batch() {
         publish(flushed, 0, true);
         return false;
     }
+    // Lock order, as for pause, drop and add_view: the pipeline's row first, then its tables
+    // (become_owner may create working tables LIKE them, the mirrors get written).
     lock_pipeline();
+    become_owner();
     for (auto &m : mirrors_) {
         m.second->captured = 0;
         m.second->ensure_delta_table();
@@ -995,8 +1002,7 @@ bool PipelineWorker::step() {
         commit_xact();
         return true;
     }
-    become_owner();
-    return apply_batch();
+    return apply_batch();  // which becomes the owner once it has something to apply
 }
 
 // Undoes the current apply transaction: its data, the role switch, the origin progress it was
