@@ -186,15 +186,24 @@ ViewPlan plan_view(const ViewShape &s) {
     for (size_t i = 0; i < s.columns.size(); i++)
         if (!s.audit[i]) compared.push_back(cols[i]);
     const std::string into_view = "INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") ";
+    // Each maintenance statement comes twice: writing the view's changes to its delta table too
+    // (for the views above it), and not (for a view that no view reads).
+    auto both = [&](std::vector<std::string> &captured, std::vector<std::string> &plain, const std::string &modify) {
+        captured.push_back(capture(modify, self_delta));
+        plain.push_back(modify);
+    };
+    auto both1 = [&](std::string &captured, std::string &plain, const std::string &modify) {
+        captured = capture(modify, self_delta);
+        plain = modify;
+    };
+    // The view's rows in scope (the second statement NULL-safe), with a further condition.
+    auto scope_delete = [&](const std::string &alias, bool nulls, const std::string &also) {
+        return "DELETE FROM " + s.view_table + alias + " WHERE " + scope_match(view_scope, aff, nulls) + also;
+    };
     if (s.key.empty() || compared.empty()) {
         // Rows may repeat: replace the whole scope.
-        for (bool nulls : {false, true}) {
-            std::string del = "DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls);
-            p.remove.push_back(capture(del, self_delta));
-            p.uncaptured.remove.push_back(del);
-        }
-        p.recompute = capture(into_view + query, self_delta);
-        p.uncaptured.recompute = into_view + query;
+        for (bool nulls : {false, true}) both(p.remove, p.uncaptured.remove, scope_delete("", nulls, ""));
+        both1(p.recompute, p.uncaptured.recompute, into_view + query);
     } else {
         // Keyed rows: write only what changed. The scope is recomputed into a work table and
         // matched with the view's rows by key: an unchanged row is never rewritten (a ranking
@@ -204,6 +213,7 @@ ViewPlan plan_view(const ViewShape &s) {
         p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + fresh.substr(8) + " ON COMMIT DELETE ROWS AS SELECT " +
                           join(cols, ", ") + " FROM " + s.view_table + " WITH NO DATA");
         p.compute = "INSERT INTO " + fresh + " (" + join(cols, ", ") + ") " + query;
+        const std::string from_fresh = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n";
         // A row differs when one of its compared (non-audit) columns does: by the type's own
         // equality where it surely has one (cheap, and what verify() compares by), by the text
         // of the value otherwise (json, geometric types and the like have no equality).
@@ -216,20 +226,20 @@ ViewPlan plan_view(const ViewShape &s) {
                 differ.push_back("t." + cols[i] + "::text IS DISTINCT FROM n." + cols[i] + "::text");
         }
         const std::string differs = "(" + join(differ, " OR ") + ")";
+        // (the scope lets the planner read the view's rows of the touched groups or partitions
+        // by index, not the whole view; a key that matches has no NULLs)
+        std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
+        for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
+        const std::string t_in_scope = scope_match(view_scope_t, aff, false);
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
         //    updated in place: one write per row, and an update that leaves the indexed key
         //    alone can stay on its page. A view that others read keeps old and new row both.
-        std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
-        for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
         std::vector<std::string> set;
         for (size_t i = 0; i < s.columns.size(); i++)
             if (std::find(s.key.begin(), s.key.end(), s.columns[i]) == s.key.end())
                 set.push_back(cols[i] + " = n." + cols[i]);
         if (!set.empty()) {
-            // (the scope lets the planner read the view's rows of the touched groups or
-            // partitions by index, not the whole view; a key that matches has no NULLs)
-            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " +
-                                        scope_match(view_scope_t, aff, false);
+            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " + t_in_scope;
             const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
             p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
                                changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
@@ -239,25 +249,15 @@ ViewPlan plan_view(const ViewShape &s) {
         // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
         //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
         //    lacks come.
-        for (bool nulls : {false, true}) {
-            std::string del = "DELETE FROM " + s.view_table + " t WHERE " + scope_match(view_scope, aff, nulls) +
-                              " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")";
-            p.remove.push_back(capture(del, self_delta));
-            p.uncaptured.remove.push_back(del);
-        }
-        const std::string ins = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh +
-                                " n WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " +
-                                key_equal(s.key, "t", "n") + " AND " + scope_match(view_scope_t, aff, false) + ")";
-        p.recompute = capture(ins, self_delta);
-        p.uncaptured.recompute = ins;
-        for (bool nulls : {false, true}) {
-            std::string del = "DELETE FROM " + s.view_table + " WHERE " + scope_match(view_scope, aff, nulls);
-            p.replace_remove.push_back(capture(del, self_delta));
-            p.uncaptured.replace_remove.push_back(del);
-        }
-        const std::string all = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n";
-        p.replace_insert = capture(all, self_delta);
-        p.uncaptured.replace_insert = all;
+        for (bool nulls : {false, true})
+            both(p.remove, p.uncaptured.remove,
+                 scope_delete(" t", nulls, " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")"));
+        both1(p.recompute, p.uncaptured.recompute,
+              from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
+                  " AND " + t_in_scope + ")");
+        // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
+        for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
+        both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
     }
 
     std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
