@@ -72,13 +72,13 @@ struct SourceRow {
     bool exists;
 };
 
-// A maintained view as the worker runs it: statements from the catalog's plan, prepared once.
 // A statement of a view's plan, prepared on first use and kept for the session.
 struct Statement {
     std::string sql;
     SPIPlanPtr plan = nullptr;
 };
 
+// A maintained view as the worker runs it: statements from the catalog's plan, prepared once.
 struct ViewMaintenance {
     Oid relid = InvalidOid;
     std::string name;
@@ -477,8 +477,7 @@ void PipelineWorker::maintain_views() {
         uint64 written = 0;
         try {
         pg_call([&] {
-            for (const std::string &sql : v.setup)
-                if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+            // (its working tables exist: become_owner made them for this view set)
             // Runs the kind's statements (prepared once); returns the rows they wrote.
             auto run = [&](std::vector<Statement> &statements, const char *what) {
                 uint64 rows = 0;
