@@ -62,6 +62,25 @@ SELECT stategrid_ivm.sync('rb') IS NOT NULL AS synced;
 SELECT region_id, stat_date, total_consumption FROM dws_region_daily_stats ORDER BY stat_date, region_id;
 SELECT view_name, ok FROM stategrid_ivm.verify('rb');
 
+-- ---- the launcher looks while a rebuild has not committed ---------------------------------------
+-- rebuild_pipeline drops the old slot before it commits the row that names the new one, and asks
+-- the launcher to look at the database. The launcher's probe then sees a pipeline without its
+-- slot, waits for the row, and must look again after the commit: the pipeline is not in error.
+BEGIN;
+SELECT stategrid_ivm.rebuild_pipeline('rb');
+CREATE FUNCTION probe_waits_for_me() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_stat_clear_snapshot();   -- pg_stat_activity is otherwise read once per transaction
+    RETURN EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                   WHERE a.backend_type = 'stategrid_ivm probe' AND l.locktype = 'transactionid'
+                     AND NOT l.granted AND l.transactionid = pg_current_xact_id()::xid);
+END
+$$;
+SELECT wait_until('SELECT probe_waits_for_me()') AS probe_waits;
+COMMIT;
+SELECT stategrid_ivm.sync('rb') IS NOT NULL AS synced;
+SELECT state, last_error FROM stategrid_ivm.pipelines WHERE name = 'rb';
+
 -- ---- its slot dropped by hand ------------------------------------------------------------------
 SELECT stategrid_ivm.pause_pipeline('rb');
 SELECT slot_name AS old_slot FROM stategrid_ivm.pipelines WHERE name = 'rb' \gset

@@ -45,23 +45,51 @@ void sgivm_probe_main(Datum arg) {
         // A pipeline whose slot is not in this database cannot run: the database was restored
         // from a dump (slots are not dumped), or the slot was dropped. No worker for it, and the
         // error names the call that gives it a new slot (once: not rewritten at every probe).
+        //
+        // Slots are not transactional: rebuild_pipeline drops the old slot before it commits the
+        // row naming the new one, and drop_pipeline drops it before the row goes. So a pipeline
+        // that looks slot-less is first locked (which waits for such a call to end), then looked
+        // at again with a new snapshot. One UPDATE that waited for the row would recheck only
+        // the row, not its anti-join with the slots, and put a rebuilt pipeline in error.
         rc = SPI_execute(
-            "UPDATE stategrid_ivm.pipeline p SET state = 'error', last_error = m.msg, last_error_at = pg_catalog.now(),"
-            " error_count = p.error_count + 1"
-            " FROM (SELECT pipeline_id, pg_catalog.format('replication slot \"%s\" of pipeline \"%s\" does not exist"
-            " (the database was restored from a dump, or the slot was dropped): rebuild the pipeline with"
-            " SELECT stategrid_ivm.rebuild_pipeline(%L)', slot_name, name, name) AS msg FROM stategrid_ivm.pipeline) m"
-            " WHERE m.pipeline_id = p.pipeline_id AND p.state IN ('backfilling', 'running', 'error')"
-            " AND (p.state <> 'error' OR p.last_error IS DISTINCT FROM m.msg)"
+            "SELECT p.pipeline_id FROM stategrid_ivm.pipeline p"
+            " WHERE p.state IN ('backfilling', 'running', 'error')"
             " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s"
             "                 WHERE s.slot_name = p.slot_name AND s.database = pg_catalog.current_database())",
-            false, 0);
-        if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm probe: could not check the pipelines' slots");
+            true, 1024);
+        if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm probe: could not check the pipelines' slots");
+        int nslotless = static_cast<int>(SPI_processed);
+        for (int i = 0; i < nslotless; i++) {
+            bool isnull;
+            ids[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+        }
+        for (int i = 0; i < nslotless; i++) {
+            Oid argtypes[1] = {INT4OID};
+            Datum args[1] = {Int32GetDatum(ids[i])};
+            rc = SPI_execute_with_args("SELECT 1 FROM stategrid_ivm.pipeline WHERE pipeline_id = $1 FOR NO KEY UPDATE",
+                                       1, argtypes, args, nullptr, false, 0);
+            if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm probe: could not lock a pipeline");
+            if (SPI_processed == 0) continue;  // dropped meanwhile
+            rc = SPI_execute_with_args(
+                "UPDATE stategrid_ivm.pipeline p SET state = 'error', last_error = m.msg, last_error_at = pg_catalog.now(),"
+                " error_count = p.error_count + 1"
+                " FROM (SELECT pg_catalog.format('replication slot \"%s\" of pipeline \"%s\" does not exist"
+                " (the database was restored from a dump, or the slot was dropped): rebuild the pipeline with"
+                " SELECT stategrid_ivm.rebuild_pipeline(%L)', q.slot_name, q.name, q.name) AS msg"
+                "       FROM stategrid_ivm.pipeline q WHERE q.pipeline_id = $1) m"
+                " WHERE p.pipeline_id = $1 AND p.state IN ('backfilling', 'running', 'error')"
+                " AND (p.state <> 'error' OR p.last_error IS DISTINCT FROM m.msg)"
+                " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s"
+                "                 WHERE s.slot_name = p.slot_name AND s.database = pg_catalog.current_database())",
+                1, argtypes, args, nullptr, false, 0);
+            if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm probe: could not check the pipelines' slots");
+        }
+        // With a new snapshot (not read-only): a rebuild waited for above has committed its new slot.
         rc = SPI_execute(
             "SELECT pipeline_id, name FROM stategrid_ivm.pipeline p "
             "WHERE state IN ('backfilling', 'running', 'error') AND EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s"
             " WHERE s.slot_name = p.slot_name AND s.database = pg_catalog.current_database()) ORDER BY pipeline_id",
-            true, 1024);
+            false, 1024);
         if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm probe: could not read pipelines");
         for (uint64 i = 0; i < SPI_processed; i++) {
             bool isnull;

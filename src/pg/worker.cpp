@@ -1035,12 +1035,16 @@ void PipelineWorker::record_error(const std::string &message, const std::string 
     });
     begin_xact();
     pg_call([&] {
-        Datum args[2] = {Int32GetDatum(pipeline_id_), CStringGetTextDatum(message.c_str())};
-        Oid types[2] = {INT4OID, TEXTOID};
+        // Only while the row still names this worker's slot: a rebuild_pipeline that committed
+        // meanwhile gave the pipeline a new slot, and this worker's error is not the new one's.
+        Datum args[3] = {Int32GetDatum(pipeline_id_), CStringGetTextDatum(message.c_str()),
+                         CStringGetTextDatum(p_.slot.c_str())};
+        Oid types[3] = {INT4OID, TEXTOID, TEXTOID};
         as_superuser([&] { return SPI_execute_with_args(
             "UPDATE stategrid_ivm.pipeline SET state = 'error', last_error = $2, last_error_at = now(),"
-            " error_count = error_count + 1 WHERE pipeline_id = $1 AND state IN ('running', 'backfilling', 'error')",
-            2, types, args, nullptr, false, 0); });
+            " error_count = error_count + 1 WHERE pipeline_id = $1 AND state IN ('running', 'backfilling', 'error')"
+            " AND ($3 = '' OR slot_name = $3)",
+            3, types, args, nullptr, false, 0); });
     });
     commit_xact();
 }
