@@ -25,26 +25,17 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 use IPC::Run;
+use SgivmTap;
 
 # The State Grid source tables, from the file the demo and the regression tests use.
-# scripts/test.sh runs us from a copy with examples/ next to test/ (SGIVM_SRCDIR).
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $schema_sql = PostgreSQL::Test::Utils::slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $schema_sql = source_file('examples/stategrid/schema.sql');
 
 my $seed = $ENV{SGIVM_TAP_SEED} // int(time() * 1000) % 1000000;
 srand($seed);
 note "random seed $seed (set SGIVM_TAP_SEED to repeat)";
 my $t0 = time();
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_replication_slots = 10
-max_worker_processes = 16
+my $node = stategrid_node('crash', conf => q{
 # a SIGKILLed worker makes the postmaster restart every backend: let it
 restart_after_crash = on
 # the writers would flood the log otherwise
@@ -54,7 +45,6 @@ log_min_messages = warning
 stategrid_ivm.batch_size = 200
 # the server log tells when a crash point was reached (LOG lines are logged at this level too)
 });
-$node->start;
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION stategrid_ivm;

@@ -30,33 +30,23 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 use IPC::Run;
+use SgivmTap;
 
 # The State Grid source tables, from the file the demo and the regression tests use.
-# scripts/test.sh runs us from a copy with examples/ next to test/ (SGIVM_SRCDIR).
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $schema_sql = PostgreSQL::Test::Utils::slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $schema_sql = source_file('examples/stategrid/schema.sql');
 
 my $seed = $ENV{SGIVM_TAP_SEED} // int(time() * 1000) % 1000000;
 srand($seed);
 note "random seed $seed (set SGIVM_TAP_SEED to repeat)";
 my $t0 = time();
 
-my $node = PostgreSQL::Test::Cluster->new('kac');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_replication_slots = 10
-max_worker_processes = 16
+my $node = stategrid_node('kac', conf => q{
 restart_after_crash = on
 log_statement = none
 log_min_messages = warning
 # many small apply transactions: many commit/confirm windows to land in
 stategrid_ivm.batch_size = 50
 });
-$node->start;
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION stategrid_ivm;

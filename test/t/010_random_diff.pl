@@ -19,6 +19,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SgivmTap;
 use Time::HiRes qw(time);
 
 my $seed = $ENV{SGIVM_TAP_SEED} // int(time() * 1000) % 1000000;
@@ -28,34 +29,19 @@ my $t0 = time();
 my $ops_target = $ENV{SGIVM_RANDOM_OPS} // 3000;
 my $check_every = 500;    # operations between two checks
 
-# Where the repository is: scripts/test.sh runs us from a copy with examples/ next to test/.
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $warehouse_file = "$srcdir/examples/stategrid/warehouse.sql";
-my $schema_file    = "$srcdir/examples/stategrid/schema.sql";
-die "cannot read $warehouse_file" unless -r $warehouse_file && -r $schema_file;
+my $warehouse_sql = source_file('examples/stategrid/warehouse.sql');
+my $schema_sql    = source_file('examples/stategrid/schema.sql');
 
 # The batch size varies with the seed: one source transaction per apply transaction, or many.
 my @batch_sizes = (1, 4, 50, 10000);
 my $batch_size = $batch_sizes[ int(rand(@batch_sizes)) ];
 note "stategrid_ivm.batch_size = $batch_size, $ops_target operations";
 
-my $node = PostgreSQL::Test::Cluster->new('random_diff');
-$node->init(allows_streaming => 'logical');
-# scripts/test.sh supplies the extension's settings through TEMP_CONFIG; standalone runs get them here
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_worker_processes = 16
-}) unless defined $ENV{TEMP_CONFIG};
-$node->append_conf('postgresql.conf', qq{
-max_replication_slots = 10
+my $node = stategrid_node('random_diff', conf => qq{
 log_min_messages = warning
 log_statement = none
 stategrid_ivm.batch_size = $batch_size
 });
-$node->start;
 
 # ---- the deterministic workload ----------------------------------------------------------------
 
@@ -294,7 +280,7 @@ sub random_op
 
 # ---- setup ---------------------------------------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE EXTENSION stategrid_ivm');
-$node->safe_psql('postgres', slurp_file($schema_file));
+$node->safe_psql('postgres', $schema_sql);
 $node->safe_psql('postgres', 'ALTER TABLE power_consumption DROP CONSTRAINT power_consumption_user_id_fkey');
 
 # existing data, copied by the backfill
@@ -304,7 +290,7 @@ push @initial, insert_reading() for 1 .. 300;
 @undo = ();
 $node->safe_psql('postgres', join("\n", 'BEGIN;', @initial, 'COMMIT;'));
 
-my $warehouse = slurp_file($warehouse_file);
+my $warehouse = $warehouse_sql;
 $warehouse =~ s/:'pipeline'/'p'/g;
 $node->safe_psql('postgres', q{
 SELECT stategrid_ivm.create_pipeline('p');

@@ -19,33 +19,21 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SgivmTap;
 use Time::HiRes qw(usleep time);
 
 my $t0 = time();
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $warehouse = slurp_file("$srcdir/examples/stategrid/warehouse.sql");
-my $schema    = slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $warehouse = source_file('examples/stategrid/warehouse.sql');
+my $schema    = source_file('examples/stategrid/schema.sql');
 $warehouse =~ s/:'pipeline'/'p'/g;
 
-my $node = PostgreSQL::Test::Cluster->new('view_concurrency');
-$node->init(allows_streaming => 'logical');
-# scripts/test.sh supplies the extension's settings through TEMP_CONFIG; standalone runs get them here
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_worker_processes = 16
-}) unless defined $ENV{TEMP_CONFIG};
-$node->append_conf('postgresql.conf', q{
-max_replication_slots = 10
+my $node = stategrid_node('view_concurrency', conf => q{
 log_min_messages = warning
 # one source transaction per apply transaction
 stategrid_ivm.batch_size = 1
 stategrid_ivm.catchup_round = 0
 deadlock_timeout = 1s
 });
-$node->start;
 
 $node->safe_psql('postgres', 'CREATE EXTENSION stategrid_ivm');
 $node->safe_psql('postgres', $schema);

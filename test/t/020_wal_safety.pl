@@ -18,26 +18,17 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SgivmTap;
 
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $schema_sql = PostgreSQL::Test::Utils::slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $schema_sql = source_file('examples/stategrid/schema.sql');
 
-my $node = PostgreSQL::Test::Cluster->new('wal_safety');
-$node->init(allows_streaming => 'logical', extra => ['--wal-segsize=1']);
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_replication_slots = 10
-max_worker_processes = 16
+my $node = stategrid_node('wal_safety', initdb => ['--wal-segsize=1'], conf => q{
 min_wal_size = 2MB
 max_wal_size = 64MB
 wal_keep_size = 0
 log_min_messages = warning
 stategrid_ivm.wal_warning_size = 0
 });
-$node->start;
 
 $node->safe_psql('postgres', "CREATE EXTENSION stategrid_ivm;\n" . $schema_sql . q{
 CREATE TABLE filler (x text);

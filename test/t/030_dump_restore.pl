@@ -14,33 +14,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SgivmTap;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 
 my $t0 = time();
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $schema = slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $schema = source_file('examples/stategrid/schema.sql');
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 sub new_node
 {
 	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 'logical');
-	# scripts/test.sh supplies the extension's settings through TEMP_CONFIG; standalone runs get them here
-	$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_worker_processes = 16
-}) unless defined $ENV{TEMP_CONFIG};
-	$node->append_conf('postgresql.conf', q{
-max_replication_slots = 10
-log_min_messages = warning
-});
-	$node->start;
-	return $node;
+	return stategrid_node($name, conf => "log_min_messages = warning\n");
 }
 
 # Polls a boolean query until it is true (or the timeout passes); returns the last value.

@@ -10,22 +10,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use SgivmTap;
 
-my $srcdir = $ENV{SGIVM_SRCDIR};
-$srcdir = "$ENV{TESTDIR}/.." if !defined $srcdir && defined $ENV{TESTDIR};
-$srcdir = '..' unless defined $srcdir;
-my $schema_sql = PostgreSQL::Test::Utils::slurp_file("$srcdir/examples/stategrid/schema.sql");
+my $schema_sql = source_file('examples/stategrid/schema.sql');
 
-my $node = PostgreSQL::Test::Cluster->new('bigtxn');
-$node->init(allows_streaming => 'logical');
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'stategrid_ivm'
-output_plugin_libraries = 'pgoutput, test_decoding, stategrid_ivm'
-max_replication_slots = 10
-max_worker_processes = 16
+my $node = stategrid_node('bigtxn', conf => q{
 log_min_messages = debug1
 });
-$node->start;
 
 $node->safe_psql('postgres', $schema_sql);
 $node->safe_psql('postgres', q{
