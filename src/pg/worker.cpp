@@ -152,7 +152,7 @@ private:
     void begin_xact(bool repeatable_read = false);
     void commit_xact();
     void load_pipeline();
-    void lock_pipeline();
+    int64 lock_pipeline();
     void setup_origin();
     void become_owner();
     template <typename F>
@@ -168,7 +168,6 @@ private:
     MirrorTable *mirror_for(uint32_t relid);
     void load_views(int version);
     void maintain_views();
-    void check_view_version();
     int64 read_views_version();
 
     int slot_index_;
@@ -338,16 +337,21 @@ void PipelineWorker::load_pipeline() {
 // stops if the pipeline was paused or dropped since load_pipeline read it. The lock gives the
 // transaction an xid: it is taken only once there is something to apply, so that a batch that
 // finds nothing writes no WAL (its own commit would otherwise wake the worker again, forever).
-void PipelineWorker::lock_pipeline() {
+// Returns the views_version of the locked row: while the lock is held, no add_view commits.
+int64 PipelineWorker::lock_pipeline() {
+    int64 version = 0;
     const char *value = pg_call([&]() -> const char * {
         Datum arg = Int32GetDatum(pipeline_id_);
         Oid argtype = INT4OID;
         int rc = as_superuser([&] {
-            return SPI_execute_with_args("SELECT state FROM stategrid_ivm.pipeline WHERE pipeline_id = $1 FOR NO KEY UPDATE",
-                                         1, &argtype, &arg, nullptr, false, 1);
+            return SPI_execute_with_args(
+                "SELECT state, views_version FROM stategrid_ivm.pipeline WHERE pipeline_id = $1 FOR NO KEY UPDATE", 1,
+                &argtype, &arg, nullptr, false, 1);
         });
         if (rc != SPI_OK_SELECT) elog(ERROR, "stategrid_ivm: could not lock the pipeline catalog");
         if (SPI_processed != 1) return nullptr;
+        bool isnull;
+        version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
         const char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         return v ? v : "";
     });
@@ -355,6 +359,7 @@ void PipelineWorker::lock_pipeline() {
     std::string state(value);
     if (state != "running" && state != "backfilling" && state != "error") stop_and_exit(("the pipeline is " + state).c_str());
     p_.state = state;
+    return version;
 }
 
 int64 PipelineWorker::read_views_version() {
@@ -372,11 +377,6 @@ int64 PipelineWorker::read_views_version() {
         if (isnull) v = -2;  // dropped meanwhile: the next step notices
     });
     return v;
-}
-
-void PipelineWorker::check_view_version() {
-    if (!views_.empty() || views_version_ > 0)
-        if (read_views_version() != views_version_) throw ViewSetChanged();
 }
 
 void PipelineWorker::load_views(int version) {
@@ -463,11 +463,13 @@ void PipelineWorker::maintain_views() {
     // small sample (3,000 rows) is enough, and cheap on every batch. A small batch reads a few
     // groups' rows, cached: index scans are cheaper than the planner's default page costs say
     // (a large one reads much of its tables, where the defaults choose well).
+    // (SET LOCAL, without parsing a statement)
     pg_call([&] {
-        if (SPI_execute("SET LOCAL default_statistics_target = 10", false, 0) != SPI_OK_UTILITY)
-            elog(ERROR, "stategrid_ivm: could not set default_statistics_target");
-        if (batch_rows < 10000 && SPI_execute("SET LOCAL random_page_cost = 1.1", false, 0) != SPI_OK_UTILITY)
-            elog(ERROR, "stategrid_ivm: could not set random_page_cost");
+        set_config_option("default_statistics_target", "10", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
+                          false);
+        if (batch_rows < 10000)
+            set_config_option("random_page_cost", "1.1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
+                              false);
     });
     for (ViewMaintenance &v : views_) {
         uint64 delta_rows = 0;
@@ -815,8 +817,11 @@ bool PipelineWorker::apply_batch() {
         return false;
     }
     // Lock order, as for pause, drop and add_view: the pipeline's row first, then its tables
-    // (become_owner may create working tables LIKE them, the mirrors get written).
-    lock_pipeline();
+    // (become_owner may create working tables LIKE them, the mirrors get written). An add_view
+    // that committed since load_pipeline read the view set means this batch starts over with
+    // the new set; once the row is locked, none can commit before this batch does.
+    int64 locked_version = lock_pipeline();
+    if ((!views_.empty() || views_version_ > 0) && locked_version != views_version_) throw ViewSetChanged();
     become_owner();
     for (auto &m : mirrors_) {
         m.second->captured = 0;
@@ -872,7 +877,6 @@ bool PipelineWorker::apply_batch() {
              MemoryContextMemAllocated(TopTransactionContext, true) / 1024);
     });
     pg_call([] { crash_point("after_views"); });
-    check_view_version();
 
     if (txns_applied_ > 0 || p_.state == "error") {
         pg_call([&] {
