@@ -14,7 +14,7 @@
 # apt-get and apt-cache.
 set -euo pipefail
 # Under set -e a failing command ends the script; say which one, so that no exit is silent.
-trap 'rc=$?; echo "install-deps: failed (exit $rc) at line $LINENO: $BASH_COMMAND" >&2' ERR
+trap 'echo "install-deps: failed (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 PACKAGES=(
     postgresql-15             # the server (test_decoding, pgoutput are part of it)
