@@ -127,7 +127,7 @@ T0=$(now)
 OUT=$(sql -c "$CPU_SQL" -c "SELECT count(*) FROM pg_logical_slot_peek_changes('bench_decode', NULL, NULL)" -c "$CPU_SQL")
 T1=$(now)
 DECODE_S=$(elapsed "$T0" "$T1")
-read -r CPU_A0 DECODED CPU_A1 <<<"$(echo $OUT)"
+read -r CPU_A0 DECODED CPU_A1 <<<"${OUT//$'\n'/ }"
 DECODE_CPU=$(awk -v a="$CPU_A0" -v b="$CPU_A1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
 echo "   $DECODED messages in $DECODE_S s ($DECODE_CPU s of CPU)"
 

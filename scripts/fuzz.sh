@@ -39,6 +39,7 @@ if [ -z "$CXX" ] || ! command -v "$CXX" >/dev/null 2>&1; then
 fi
 
 COMMON=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -I"$ROOT/src" -I"$ROOT/test/fuzz")
+# shellcheck disable=SC2054  # one compiler flag whose value is a comma-separated list
 SANITIZE=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 mkdir -p "$BUILD/obj"
 
@@ -124,7 +125,7 @@ for t in "${TARGETS[@]}"; do
         sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
     if [ $rc -eq 0 ]; then
         passed=$((passed + 1))
-        echo "fuzz $t: passed (${runs:-?} executions, $(ls "$work/corpus" | wc -l) inputs in the corpus)"
+        echo "fuzz $t: passed (${runs:-?} executions, $(find "$work/corpus" -maxdepth 1 -type f | wc -l) inputs in the corpus)"
         if [ "${SGIVM_FUZZ_MERGE:-0}" = 1 ]; then
             mkdir -p "test/fuzz/corpus/$t"
             (cd "$work" && "$BUILD/fuzz_$t" -merge=1 -max_len=4096 "$ROOT/test/fuzz/corpus/$t" "$work/corpus") \

@@ -77,8 +77,9 @@ fi
 if [ "$(id -u)" -ne 0 ]; then
     describe_state >&2
     [ "${SGIVM_FORCE_APT:-0}" != 1 ] || echo "install-deps: SGIVM_FORCE_APT=1 asks for apt-get, which needs root" >&2
-    echo "install-deps: not root, so apt-get is not called. Run as root (or with sudo):" >&2
+    echo "install-deps: the command that installs them, to run as root (or with sudo):" >&2
     echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${PACKAGES[*]}" >&2
+    echo "install-deps: not root, so apt-get was not called: run the command above, then this script again" >&2
     exit 1
 fi
 

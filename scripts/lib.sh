@@ -100,3 +100,22 @@ sg_pg_port() { sed -n 4p "$1/postmaster.pid" 2>/dev/null; }
 
 # The installed shared library (what shared_preload_libraries loads).
 sg_installed_lib() { echo "$("$PG_CONFIG" --pkglibdir)/stategrid_ivm.so"; }
+
+# Lists the repository's shell scripts (paths relative to $SG_ROOT): *.sh, and files whose first
+# line runs bash or sh. From git when the tree is a checkout, else from the file system.
+sg_shell_scripts() {
+    (
+        cd "$SG_ROOT" || exit 1
+        if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+            git ls-files
+        else
+            find . -path ./build -prune -o -path ./.cluster -prune -o -type f -print | sed 's|^\./||'
+        fi | while IFS= read -r f; do
+            [ -f "$f" ] || continue
+            case $f in
+                *.sh) echo "$f" ;;
+                *) head -n1 "$f" 2>/dev/null | grep -qE '^#!.*\b(ba)?sh\b' && echo "$f" ;;
+            esac
+        done | sort -u
+    )
+}

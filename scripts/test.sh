@@ -100,6 +100,18 @@ count_regress() {
     R_FAIL=$(grep -cE '\.\.\. (FAILED|failed)' "$out")
 }
 
+# ---- 0. the install script on every starting state (stand-ins for dpkg-query and apt) -----------
+# Before the real install, so that a broken install-deps.sh is reported as such.
+step "install-deps.sh against stand-in package tools (test/scripts/install_deps.sh)"
+mkdir -p build
+bash test/scripts/install_deps.sh </dev/null 2>&1 | tee build/install-deps-test.log
+rc=${PIPESTATUS[0]}
+s_ok=$(grep -c "^ok " build/install-deps-test.log)
+s_bad=$(grep -c "^not ok " build/install-deps-test.log)
+if [ "$rc" -ne 0 ] && [ "$s_bad" -eq 0 ]; then s_bad=1; fi
+if [ "$s_ok" -eq 0 ] && [ "$s_bad" -eq 0 ]; then s_bad=1; fi
+record install-deps "$s_ok" "$s_bad" "checks"
+
 # ---- 1. dependencies ----------------------------------------------------------------------------
 if sg_is_root; then
     step "install-deps"
@@ -107,6 +119,22 @@ if sg_is_root; then
         record deps 0 1 "install-deps.sh failed"
         finish
     fi
+fi
+
+# ---- 1b. shellcheck -------------------------------------------------------------------------------
+# Every shell script of the repository: *.sh, and files whose first line runs bash or sh.
+step "shellcheck (every shell script)"
+if ! command -v shellcheck >/dev/null; then
+    record shellcheck 0 1 "shellcheck not installed (scripts/install-deps.sh installs it)"
+else
+    sc_ok=0
+    sc_bad=0
+    while IFS= read -r f; do
+        if shellcheck "$f" </dev/null; then sc_ok=$((sc_ok + 1)); else sc_bad=$((sc_bad + 1)); fi
+    done < <(sg_shell_scripts)
+    if [ $((sc_ok + sc_bad)) -eq 0 ]; then sc_bad=1; fi
+    echo "shellcheck: $sc_ok files clean, $sc_bad with findings"
+    record shellcheck "$sc_ok" "$sc_bad" "files"
 fi
 
 # ---- 2. build and install -----------------------------------------------------------------------

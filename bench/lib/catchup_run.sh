@@ -69,7 +69,7 @@ bench_catchup_run() {
         out=$(q "$db" -c "$cpu_sql" -c "SELECT count(*) FROM pg_logical_slot_get_changes('bench_decode', NULL, NULL)" -c "$cpu_sql")
         t1=$(now_s)
         CU_DECODE_S=$(calc "$t1 - $t0")
-        read -r c0 CU_DECODED c1 <<<"$(echo $out)"
+        read -r c0 CU_DECODED c1 <<<"${out//$'\n'/ }"
         CU_DECODE_CPU=$(calc "$c1 - $c0")
         q "$db" -c "SELECT pg_drop_replication_slot('bench_decode')" >/dev/null
         bench_log "decode only (test_decoding): $CU_DECODED messages in $CU_DECODE_S s ($CU_DECODE_CPU s CPU)"
@@ -95,14 +95,11 @@ bench_catchup_run() {
     CU_CATCHUP_S=$(calc "$t1 - $t0")
     pid=$(bench_worker_pid "$db")
     CU_HWM_KB=$(bench_proc_status "$pid" VmHWM)
-    CU_RSS_KB=$(bench_proc_status "$pid" VmRSS)
     CU_SHMEM_KB=$(bench_proc_status "$pid" RssShmem)
     CU_WORKER_CPU=$(bench_proc_cpu_s "$pid")
     bench_bg_stop
     CU_ANON_PEAK_KB=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$samples")
-    CU_SAME_WORKER=1
     if [ "$pid" != "$first_pid" ]; then
-        CU_SAME_WORKER=0
         echo "   note: the worker changed during the catch-up (pid $first_pid, then $pid): memory and CPU are the last one's" >&2
     fi
     CU_ROWS_PER_S=$(calc "$CU_ROWS / $CU_CATCHUP_S")
@@ -113,8 +110,8 @@ bench_catchup_run() {
         bench_pause "$db"
         q "$db" -c "SELECT bench.recompute_prepare()" >/dev/null
         bench_recompute_time "$db"
-        CU_RECOMPUTE_S=$RC_S
-        CU_RECOMPUTE_DETAIL=$RC_DETAIL
+        # shellcheck disable=SC2034  # both read by bench/scenarios/catchup.sh
+        CU_RECOMPUTE_S=$RC_S CU_RECOMPUTE_DETAIL=$RC_DETAIL
     fi
     if [ "$with_verify" = 1 ]; then
         bench_verify "$db"

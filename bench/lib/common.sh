@@ -26,7 +26,6 @@ bench_cluster_start() {
     chmod 755 "$BENCH_PGD"
     sg_initdb "$BENCH_PGD/data" "$BENCH_PG_SETTINGS"
     sg_pg_start "$BENCH_PGD/data" "$port" "$BENCH_PGD" "$BENCH_PGD/server.log" ""
-    BENCH_POSTMASTER=$(head -n1 "$BENCH_PGD/data/postmaster.pid")
 }
 
 bench_cluster_stop() {
@@ -84,9 +83,9 @@ bench_worker_pid() { q "$1" -c "SELECT worker_pid FROM stategrid_ivm.pipelines W
 
 # bench_pause DB: pause and wait until the worker has exited (its statistics are then flushed).
 bench_pause() {
-    local db=$1 i
+    local db=$1
     q "$db" -c "SELECT stategrid_ivm.pause_pipeline('stategrid')" >/dev/null
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         [ -z "$(bench_worker_pid "$db")" ] && [ "$(q "$db" -c "SELECT count(*) FROM pg_stat_activity
             WHERE backend_type = 'stategrid_ivm worker' AND datname = current_database()")" = 0 ] && return 0
         sleep 0.05

@@ -84,7 +84,7 @@ bench_warehouse_baseline() {
 # seconds from right after the commit to sync's return, on the server's clock.
 bench_apply_time() {
     local db=$1 sql=$2 out
-    out=$(q $db -c "$sql" -c "SELECT extract(epoch FROM clock_timestamp())" \
+    out=$(q "$db" -c "$sql" -c "SELECT extract(epoch FROM clock_timestamp())" \
         -c "SELECT stategrid_ivm.sync('stategrid', '3600 s')" -c "SELECT extract(epoch FROM clock_timestamp())")
     echo "$out" | awk 'NR == 1 { a = $1 } END { printf "%.6f", $1 - a }'
 }

@@ -20,7 +20,7 @@ scenario_catchup() {
     for rep in $(seq 1 "$REPEATS"); do
         bench_log "-- repetition $rep of $REPEATS"
         # verify() (a full comparison, slow at this size) in the first repetition
-        bench_catchup_run bench_catchup "$CATCHUP_ROWS" "$CATCHUP_TXNS" 1 1 $([ "$rep" = 1 ] && echo 1 || echo 0)
+        bench_catchup_run bench_catchup "$CATCHUP_ROWS" "$CATCHUP_TXNS" 1 1 "$([ "$rep" = 1 ] && echo 1 || echo 0)"
         bench_value $sc catchup_s "$rep" "$CU_CATCHUP_S" s "catch-up: resume_pipeline until sync() returns"
         bench_value $sc decode_s "$rep" "$CU_DECODE_S" s "(a) test_decoding: count(*) of pg_logical_slot_get_changes over the same WAL"
         bench_value $sc recompute_s "$rep" "$CU_RECOMPUTE_S" s "(b) full recomputation of DWD + DWS (TRUNCATE + INSERT ... SELECT, one transaction)"
