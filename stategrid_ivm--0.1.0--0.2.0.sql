@@ -1134,3 +1134,74 @@ FROM pipeline p
 LEFT JOIN _runtime_status() r ON r.pipeline_id = p.pipeline_id
 LEFT JOIN pg_replication_slots s ON s.slot_name = p.slot_name AND s.database = current_database();
 GRANT SELECT ON pipelines TO PUBLIC;
+
+-- =======================================================================================
+-- What a new user hits on the documented paths (issue 12, deliverable 4).
+-- =======================================================================================
+
+-- check_setup: a fix says what to set only where something must change, and agrees with ok.
+CREATE OR REPLACE FUNCTION check_setup(
+    OUT requirement text, OUT current_value text, OUT ok boolean, OUT fix text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        SELECT name, setting FROM pg_settings
+        WHERE name IN ('wal_level', 'shared_preload_libraries', 'output_plugin_libraries',
+                       'max_replication_slots', 'max_worker_processes')
+    ),
+    libs AS (
+        SELECT name, array(SELECT btrim(x) FROM unnest(string_to_array(setting, ',')) x) AS list
+        FROM s WHERE name IN ('shared_preload_libraries', 'output_plugin_libraries')
+    ),
+    used AS (SELECT count(*)::int AS slots FROM pg_replication_slots),
+    checked AS (
+        SELECT 1 AS ord, 'wal_level' AS requirement, s.setting AS current_value,
+               s.setting = 'logical' AS ok,
+               'wal_level = logical  (postgresql.conf; needs a restart)' AS fix
+        FROM s WHERE name = 'wal_level'
+        UNION ALL
+        SELECT 2, 'shared_preload_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
+               format('shared_preload_libraries = %L  (stategrid_ivm added to the existing list; needs a restart)',
+                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
+        FROM s JOIN libs l USING (name) WHERE name = 'shared_preload_libraries'
+        UNION ALL
+        SELECT 3, 'output_plugin_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
+               format('output_plugin_libraries = %L  (PostgreSQL 15.19 and later refuse unlisted plugins; reload)',
+                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
+        FROM s JOIN libs l USING (name) WHERE name = 'output_plugin_libraries'
+        UNION ALL
+        -- one slot per pipeline, and a free one for the next pipeline (or a rebuild)
+        SELECT 4, 'max_replication_slots', s.setting, s.setting::int > u.slots,
+               format('max_replication_slots = %s  (%s slots are in use: one per pipeline, and free ones for new pipelines; needs a restart)',
+                      greatest(10, u.slots + 2), u.slots)
+        FROM s CROSS JOIN used u WHERE name = 'max_replication_slots'
+        UNION ALL
+        SELECT 5, 'max_worker_processes', s.setting, s.setting::int >= 8,
+               'max_worker_processes = 16  (a launcher plus one worker per running pipeline; needs a restart)'
+        FROM s WHERE name = 'max_worker_processes'
+    )
+    SELECT requirement, current_value, ok, CASE WHEN ok THEN NULL ELSE fix END
+    FROM checked ORDER BY ord
+$$;
+
+-- generate_sample_data and generate_follow_up_changes run as their caller and read these two
+-- constant tables: whoever may call them may read those (they were not granted, so a
+-- non-superuser granted generate_sample_data got "permission denied for function sample_regions").
+GRANT EXECUTE ON FUNCTION sample_regions(), sample_tariffs() TO PUBLIC;
+
+-- pg_dump run by a pipeline's owner (not a superuser): it reads the rows of the extension's
+-- configuration tables and the state of their sequences, and failed with "permission denied
+-- for sequence pipeline_pipeline_id_seq". The catalog holds nothing the public views pipelines
+-- and views do not already show, so everyone may read it (writing stays with the SECURITY
+-- DEFINER functions); a dump keeps the pipelines of the roles the dumping role is a member
+-- of: all of them for a superuser, its own for an owner.
+GRANT SELECT ON pipeline, source, view TO PUBLIC;
+GRANT SELECT ON SEQUENCE pipeline_pipeline_id_seq, view_view_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('pipeline',
+    'WHERE pg_catalog.pg_has_role(owner, ''MEMBER'')');
+SELECT pg_catalog.pg_extension_config_dump('source',
+    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');
+SELECT pg_catalog.pg_extension_config_dump('view',
+    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');

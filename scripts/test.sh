@@ -3,7 +3,9 @@
 #
 #   bash scripts/test.sh
 #
-# 1. scripts/install-deps.sh (only when root)
+# 0. test/scripts/install_deps.sh: scripts/install-deps.sh on every starting state of a machine,
+#    against stand-ins for dpkg-query, apt-get, apt-cache and id
+# 1. scripts/install-deps.sh (only when root), then shellcheck on every shell script
 # 2. scripts/build-install.sh (make && make install)
 # 3. GoogleTest suite of src/core: cmake -S . -B build/unit, build, ctest
 #    then the fuzz targets (scripts/fuzz.sh: libFuzzer with ASan/UBSan, $SGIVM_FUZZ_SECONDS
@@ -18,6 +20,7 @@
 # The temporary cluster and directories are removed at the end, also on failure or interrupt.
 #
 # Counting (the last line is exactly "N passed, N failed"):
+#   - install-deps: each check of test/scripts/install_deps.sh; shellcheck: each script;
 #   - ctest: each test ctest reports;
 #   - fuzz: each fuzz target (no clang or libFuzzer runtime counts as one failure);
 #   - pg_regress and isolation: each test file / spec;
@@ -130,7 +133,7 @@ else
     sc_ok=0
     sc_bad=0
     while IFS= read -r f; do
-        if shellcheck "$f" </dev/null; then sc_ok=$((sc_ok + 1)); else sc_bad=$((sc_bad + 1)); fi
+        if shellcheck -x "$f" </dev/null; then sc_ok=$((sc_ok + 1)); else sc_bad=$((sc_bad + 1)); fi
     done < <(sg_shell_scripts)
     if [ $((sc_ok + sc_bad)) -eq 0 ]; then sc_bad=1; fi
     echo "shellcheck: $sc_ok files clean, $sc_bad with findings"
@@ -256,7 +259,7 @@ if [ ${#taps[@]} -gt 0 ]; then
     step "TAP (prove)"
     # A copy the cluster owner can write (tmp_check/) and read, whatever the checkout's permissions.
     mkdir -p "$TMP/tap/tmp"   # TMPDIR of the tests: sockets and temp dirs stay in $TMP
-    cp -a test examples sql "$TMP/tap/"
+    cp -a test examples sql README.md "$TMP/tap/"
     rm -rf "$TMP/tap/test/tmp_check"
     sg_write_conf "$TMP/tap/extension.conf"
     if sg_is_root; then chown -R postgres:postgres "$TMP/tap"; fi

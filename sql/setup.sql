@@ -8,9 +8,11 @@ FROM pg_extension WHERE extname = 'stategrid_ivm';
 SELECT requirement, ok, fix FROM stategrid_ivm.check_setup() ORDER BY requirement;
 SELECT count(*) AS requirements, bool_and(ok) AS all_ok FROM stategrid_ivm.check_setup();
 
--- The schema and the catalog tables and views the extension owns in it.
+-- The schema and the catalog tables and views the extension owns in it: everyone may read
+-- them (so that an owner can pg_dump its pipelines), only the extension's functions write.
 SELECT nspname FROM pg_namespace WHERE nspname = 'stategrid_ivm';
-SELECT c.relname, c.relkind, has_table_privilege('public', c.oid, 'SELECT') AS public_select
+SELECT c.relname, c.relkind, has_table_privilege('public', c.oid, 'SELECT') AS public_select,
+       has_table_privilege('public', c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS public_write
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'stategrid_ivm' AND c.relkind IN ('r', 'p', 'v', 'm')
 ORDER BY c.relname COLLATE "C";
