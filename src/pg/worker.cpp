@@ -11,6 +11,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
@@ -249,6 +250,10 @@ void PipelineWorker::stop_and_exit(const char *why) {
 // Reads the pipeline's catalog row, its sources and its views (lock_pipeline locks the row once
 // a batch has something to apply).
 void PipelineWorker::load_pipeline() {
+    // DROP EXTENSION is refused while pipelines exist (drop_guard.cpp); should the catalog go
+    // all the same (its rows deleted by hand first), there is nothing left to retry.
+    if (!pg_call([] { return OidIsValid(get_extension_oid("stategrid_ivm", true)); }))
+        stop_and_exit("the extension stategrid_ivm was dropped from its database");
     std::string state;
     bool found = false;
     pg_call([&] {
