@@ -87,6 +87,33 @@ AS $$
     WHERE NOT has_table_privilege(p_role, p_table, m)
 $$;
 
+-- Row-level security (issue 13): a pipeline copies and streams every row of its sources into
+-- its owner's tables, where no policy of the source filters them. So its owner must bypass
+-- the sources' row-level security, as PostgreSQL's own apply workers must: be a superuser or
+-- have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY (check_enable_rls).
+-- add_source, start_pipeline, rebuild_pipeline, refresh_view and verify check it; the worker
+-- checks it again before each batch (src/pg/worker.cpp, become_owner).
+CREATE FUNCTION _row_security_applies(rel oid, role oid) RETURNS boolean
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'sgivm_row_security_applies';
+
+CREATE FUNCTION _refuse_row_security(p_pipeline text, p_owner oid, p_sources regclass[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source regclass;
+BEGIN
+    SELECT s INTO v_source FROM unnest(p_sources) s
+    WHERE s IS NOT NULL AND stategrid_ivm._row_security_applies(s, p_owner) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row-level security of table % applies to the owner of pipeline "%" (%)', v_source, p_pipeline, p_owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A pipeline copies and streams every row of its sources, unfiltered by their policies: its owner must bypass row-level security (be a superuser, have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY).',
+                  HINT = format('ALTER ROLE %s BYPASSRLS, or ALTER TABLE %s DISABLE ROW LEVEL SECURITY.', p_owner::regrole, v_source);
+    END IF;
+END
+$$;
+
 -- Is the pipeline's slot in this database? If not (restored from a dump and not rebuilt yet),
 -- the OIDs in its catalog rows are the dumped cluster's, and the slot and origin of its name,
 -- if any, are another database's.
@@ -213,6 +240,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The pipeline''s owner (%s) and the caller (%s) must both have SELECT on it.', p.owner::regrole, v_caller::regrole);
     END IF;
+    PERFORM stategrid_ivm._refuse_row_security(pipeline, p.owner, ARRAY[source]);
     SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = source AND i.indisprimary;
@@ -494,6 +522,8 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, p.owner::regrole);
     END IF;
+    PERFORM stategrid_ivm._refuse_row_security(p_name, p.owner,
+        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
     UPDATE stategrid_ivm.pipeline SET state = 'backfilling', started_at = now()
     WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._notify_launcher();
@@ -627,6 +657,9 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('After a restore, SELECT stategrid_ivm.rebuild_pipeline(%L) first.', p.name);
     END IF;
+    -- (its inputs hold what the owner streamed from the sources: only while it may)
+    PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner,
+        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
     -- The worker writes this table only inside its apply transactions: wait for it, then
     -- recompute from the inputs as of its last commit. As the owner, like the worker.
     PERFORM stategrid_ivm._run_as(p.owner, format('LOCK TABLE %s IN EXCLUSIVE MODE', v.relid::regclass));
@@ -692,6 +725,8 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
+        -- the owner reads the source: all of its rows, or the comparison means nothing
+        PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner, ARRAY[v_src]);
         SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_cols
         FROM pg_attribute a WHERE a.attrelid = v_src AND a.attnum > 0 AND NOT a.attisdropped;
         v_counts := stategrid_ivm._run_as(p.owner,
@@ -798,6 +833,8 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, v_owner::regrole);
     END LOOP;
+    PERFORM stategrid_ivm._refuse_row_security(p_name, v_owner,
+        ARRAY(SELECT to_regclass(s.source_name) FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
 
     -- The new slot, before this transaction writes.
     v_slot := 'sgivm_' || substr(md5(p_name || clock_timestamp()::text || random()::text), 1, 24);
@@ -947,7 +984,8 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
     _stop_worker(pipeline),
-    _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text) FROM PUBLIC;
+    _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text),
+    _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
     _add_view(oid, text, text, text, text), _start_pipeline(oid, text), _pause_pipeline(oid, text),
     _resume_pipeline(oid, text), _drop_pipeline(oid, text, boolean), _refresh_view(oid, regclass),

@@ -1,5 +1,5 @@
-// The extension's entry points: module magic and _PG_init, which registers the GUCs and,
-// when preloaded, the shared memory and the pipeline launcher.
+// The extension's entry points: module magic and _PG_init, which registers the GUCs, installs
+// the drop guard and, when preloaded, the shared memory and the pipeline launcher.
 extern "C" {
 #include "postgres.h"
 
@@ -12,6 +12,7 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
+#include "pg/drop_guard.hpp"
 #include "pg/launcher.hpp"
 #include "pg/shared_state.hpp"
 
@@ -40,6 +41,7 @@ void _PG_init(void) {
                                "Comma-separated points where a pipeline worker kills itself (for crash tests only).",
                                nullptr, &guc_debug_crash_at, "", PGC_SIGHUP, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("stategrid_ivm");
+    install_drop_guard();
 
     if (!process_shared_preload_libraries_in_progress) return;
     install_shared_memory_hooks();

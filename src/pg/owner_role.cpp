@@ -13,9 +13,11 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(sgivm_run_as);
+PG_FUNCTION_INFO_V1(sgivm_row_security_applies);
 PG_FUNCTION_INFO_V1(sgivm_stamp_caller);
 PG_FUNCTION_INFO_V1(sgivm_take_caller_stamp);
 }
@@ -50,7 +52,21 @@ void leave_owner_context(OwnerContext &ctx) {
     ctx.guc_level = -1;
 }
 
+bool row_security_applies(Oid rel, Oid role) {
+    // noError: with row_security = off, PostgreSQL would raise instead of filtering; either
+    // way the owner does not see every row.
+    return check_enable_rls(rel, role, true) == RLS_ENABLED;
+}
+
 }  // namespace sgivm::pg
+
+// stategrid_ivm._row_security_applies(rel oid, role oid) -> boolean: whether the table's
+// row-level security policies filter what the role reads (check_enable_rls: not if the role
+// is a superuser or has BYPASSRLS, nor if it owns the table and the table has no FORCE ROW
+// LEVEL SECURITY).
+extern "C" Datum sgivm_row_security_applies(PG_FUNCTION_ARGS) {
+    PG_RETURN_BOOL(sgivm::pg::row_security_applies(PG_GETARG_OID(0), PG_GETARG_OID(1)));
+}
 
 // stategrid_ivm._run_as(role oid, sql text, search_path text) -> text[]
 // Runs one statement as `role` in an owner context (search_path, if given, instead of

@@ -38,4 +38,9 @@ void restrict_owner_context(const OwnerContext &ctx, Oid owner, bool restricted 
 // transaction abort does the same on its own: then only forget the context (reset it).
 void leave_owner_context(OwnerContext &ctx);
 
+// Whether row-level security policies of table `rel` filter the rows `role` reads, as
+// PostgreSQL decides for a query of that role (check_enable_rls). A pipeline copies and
+// streams every row of its sources to its owner's tables: its owner must not be so filtered.
+bool row_security_applies(Oid rel, Oid role);
+
 }  // namespace sgivm::pg

@@ -11,6 +11,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
@@ -27,6 +28,7 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
@@ -248,6 +250,10 @@ void PipelineWorker::stop_and_exit(const char *why) {
 // Reads the pipeline's catalog row, its sources and its views (lock_pipeline locks the row once
 // a batch has something to apply).
 void PipelineWorker::load_pipeline() {
+    // DROP EXTENSION is refused while pipelines exist (drop_guard.cpp); should the catalog go
+    // all the same (its rows deleted by hand first), there is nothing left to retry.
+    if (!pg_call([] { return OidIsValid(get_extension_oid("stategrid_ivm", true)); }))
+        stop_and_exit("the extension stategrid_ivm was dropped from its database");
     std::string state;
     bool found = false;
     pg_call([&] {
@@ -927,9 +933,11 @@ bool PipelineWorker::apply_batch() {
 // superuser session. Catalog accesses step out with as_superuser.
 void PipelineWorker::become_owner() {
     // Streamed rows reach the mirrors without a SELECT on the source: check that the owner
-    // still may read each source, as add_source did.
+    // still may read each source, and all of its rows, as add_source did. (The catalog as of
+    // now: a policy enabled before this batch's end of WAL was read is seen.)
     std::string refused = pg_call([&] {
         std::string why;
+        AcceptInvalidationMessages();
         if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(p_.owner)))
             return "the owner of pipeline \"" + p_.name + "\" (role " + std::to_string(p_.owner) +
                    ") does not exist; rebuild the pipeline with SELECT stategrid_ivm.rebuild_pipeline('" + p_.name + "')";
@@ -941,6 +949,16 @@ void PipelineWorker::become_owner() {
                        "\" was dropped; drop the pipeline and create it again";
             return "permission denied for table " + s.source_name + ": the owner of pipeline \"" + p_.name + "\" (" +
                    GetUserNameFromId(p_.owner, false) + ") may no longer read its source";
+        }
+        for (const SourceRow &s : sources_) {
+            if (!row_security_applies(s.source_relid, p_.owner)) continue;
+            std::string owner = ::quote_identifier(GetUserNameFromId(p_.owner, false));
+            return "row-level security of table " + s.source_name + " applies to the owner of pipeline \"" + p_.name +
+                   "\" (" + owner + "): its rows would reach the pipeline's tables unfiltered, so the owner must bypass"
+                   " row-level security (be a superuser, have BYPASSRLS, or own the table without FORCE ROW LEVEL"
+                   " SECURITY); ALTER ROLE " + owner + " BYPASSRLS or ALTER TABLE " + s.source_name +
+                   " DISABLE ROW LEVEL SECURITY, then SELECT stategrid_ivm.resume_pipeline('" +
+                   p_.name + "')";
         }
         return why;
     });
