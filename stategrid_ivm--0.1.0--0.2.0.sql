@@ -37,6 +37,12 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_run_as';
 -- was stamped last (once: the stamp is used up): a direct call cannot name anybody but itself,
 -- so a role's SECURITY DEFINER function acts with that role's pipelines, exactly as it acts
 -- with that role's tables.
+-- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
+-- Internal: superusers (our SECURITY DEFINER functions) only.
+CREATE FUNCTION _try_view_statements(role oid, view_name text, inputs oid[], setup text[], steps text[],
+                                     statements text[]) RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_try_view_statements';
+
 CREATE FUNCTION _stamp_caller() RETURNS oid
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_stamp_caller';
 CREATE FUNCTION _take_caller_stamp(role oid) RETURNS boolean
@@ -457,6 +463,22 @@ BEGIN
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
+    -- The statements that keep the view current, run once on an empty change: one the worker
+    -- could not run fails add_view now, instead of the whole pipeline at its first change.
+    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified,
+        ARRAY(SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x),
+        ARRAY(SELECT jsonb_array_elements_text(v_plan->'setup')),
+        s.steps, s.statements)
+    FROM (SELECT array_agg(k.step ORDER BY k.ord, k.n) AS steps, array_agg(k.sql ORDER BY k.ord, k.n) AS statements
+          FROM (SELECT e.key || c.suffix AS step, i.x AS sql, i.n,
+                       array_position(ARRAY['fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove',
+                                            'replace_insert'], e.key) * 2 + c.o AS ord
+                FROM (VALUES (v_plan, '', 0), (v_plan->'uncaptured', ' (uncaptured)', 1)) c(obj, suffix, o),
+                     jsonb_each(coalesce(c.obj, '{}')) e,
+                     jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value
+                                                    ELSE jsonb_build_array(e.value) END) WITH ORDINALITY i(x, n)
+                WHERE e.key IN ('fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')
+                  AND i.x <> '') k) s;
     RETURN v_relid;
 END
 $$;
@@ -946,7 +968,7 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- functions are open to PUBLIC: they check the caller themselves (ownership; EXECUTE on
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
-    _stop_worker(pipeline),
+    _stop_worker(pipeline), _try_view_statements(oid, text, oid[], text[], text[], text[]),
     _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
     _add_view(oid, text, text, text, text), _start_pipeline(oid, text), _pause_pipeline(oid, text),
