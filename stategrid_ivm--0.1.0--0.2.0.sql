@@ -37,6 +37,12 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_run_as';
 -- was stamped last (once: the stamp is used up): a direct call cannot name anybody but itself,
 -- so a role's SECURITY DEFINER function acts with that role's pipelines, exactly as it acts
 -- with that role's tables.
+-- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
+-- Internal: superusers (our SECURITY DEFINER functions) only.
+CREATE FUNCTION _try_view_statements(role oid, view_name text, inputs oid[], setup text[], steps text[],
+                                     statements text[]) RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_try_view_statements';
+
 CREATE FUNCTION _stamp_caller() RETURNS oid
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_stamp_caller';
 CREATE FUNCTION _take_caller_stamp(role oid) RETURNS boolean
@@ -485,6 +491,22 @@ BEGIN
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
+    -- The statements that keep the view current, run once on an empty change: one the worker
+    -- could not run fails add_view now, instead of the whole pipeline at its first change.
+    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified,
+        ARRAY(SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x),
+        ARRAY(SELECT jsonb_array_elements_text(v_plan->'setup')),
+        s.steps, s.statements)
+    FROM (SELECT array_agg(k.step ORDER BY k.ord, k.n) AS steps, array_agg(k.sql ORDER BY k.ord, k.n) AS statements
+          FROM (SELECT e.key || c.suffix AS step, i.x AS sql, i.n,
+                       array_position(ARRAY['fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove',
+                                            'replace_insert'], e.key) * 2 + c.o AS ord
+                FROM (VALUES (v_plan, '', 0), (v_plan->'uncaptured', ' (uncaptured)', 1)) c(obj, suffix, o),
+                     jsonb_each(coalesce(c.obj, '{}')) e,
+                     jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value
+                                                    ELSE jsonb_build_array(e.value) END) WITH ORDINALITY i(x, n)
+                WHERE e.key IN ('fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')
+                  AND i.x <> '') k) s;
     RETURN v_relid;
 END
 $$;
@@ -493,6 +515,68 @@ CREATE OR REPLACE FUNCTION add_view(pipeline text, view_name text, query text) R
 LANGUAGE sql
 -- no SET search_path: the view's query is analysed with the caller's, like any query they run
 AS $$ SELECT stategrid_ivm._add_view(stategrid_ivm._stamp_caller(), pipeline, view_name, query, pg_catalog.current_setting('search_path')) $$;
+
+-- Removes one view from its pipeline, which keeps running: the worker takes the new view set at
+-- its next batch (views_version). For a view that fails: the worker's error names this call.
+CREATE FUNCTION _drop_view(p_caller oid, p_view regclass, drop_table boolean) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    v stategrid_ivm.view;
+    p stategrid_ivm.pipeline;
+    v_local boolean;
+    v_reader text;
+    r record;
+BEGIN
+    -- by OID, or by name for a pipeline restored from a dump and not rebuilt yet
+    SELECT * INTO v FROM stategrid_ivm.view x WHERE x.relid = p_view;
+    IF NOT FOUND THEN
+        SELECT * INTO v FROM stategrid_ivm.view x
+        WHERE to_regclass(x.view_name) = p_view AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid);
+    END IF;
+    IF v.view_id IS NULL THEN
+        RAISE EXCEPTION '% is not a maintained view', p_view
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    -- (waits for the worker's batch, and keeps the next one from starting until this commits)
+    p := stategrid_ivm._owned_pipeline(v_caller, (SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
+    SELECT x.view_name INTO v_reader FROM stategrid_ivm.view x
+    WHERE x.pipeline_id = v.pipeline_id AND x.view_id <> v.view_id AND (x.plan->'input_relids') @> to_jsonb(v.relid::bigint)
+    ORDER BY x.view_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'view % of pipeline "%" reads view %', v_reader, p.name, v.view_name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Drop %s first: SELECT stategrid_ivm.drop_view(%L).', v_reader, v_reader);
+    END IF;
+    v_local := stategrid_ivm._has_local_slot(p);
+    DELETE FROM stategrid_ivm.view WHERE view_id = v.view_id;
+    -- a pipeline in error retries at once (as resume_pipeline does): the error may have been this view's
+    UPDATE stategrid_ivm.pipeline
+    SET views_version = views_version + 1,
+        state = CASE WHEN state <> 'error' THEN state WHEN backfill_lsn IS NULL THEN 'backfilling' ELSE 'running' END,
+        error_count = 0
+    WHERE pipeline_id = p.pipeline_id;
+    -- The indexes its statements needed on its inputs (those on its own table go with the table).
+    FOR r IN SELECT i.indexrelid::regclass AS idx
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE c.relname ~ ('^sgivm_[a-z]+_' || v.relid || '_[0-9]+$') AND i.indrelid <> v.relid
+               AND i.indrelid IN (SELECT x::oid FROM jsonb_array_elements_text(v.plan->'input_relids') x) LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, format('DROP INDEX %s', r.idx));
+    END LOOP;
+    IF drop_table THEN
+        PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', p_view));
+    END IF;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION drop_view(view regclass, drop_table boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT stategrid_ivm._drop_view(stategrid_ivm._stamp_caller(), view, drop_table) $$;
 
 CREATE FUNCTION _start_pipeline(p_caller oid, p_name text) RETURNS void
 LANGUAGE plpgsql
@@ -983,13 +1067,14 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- functions are open to PUBLIC: they check the caller themselves (ownership; EXECUTE on
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
-    _stop_worker(pipeline),
+    _stop_worker(pipeline), _try_view_statements(oid, text, oid[], text[], text[], text[]),
     _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text),
+    drop_view(regclass, boolean),
     _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
     _add_view(oid, text, text, text, text), _start_pipeline(oid, text), _pause_pipeline(oid, text),
     _resume_pipeline(oid, text), _drop_pipeline(oid, text, boolean), _refresh_view(oid, regclass),
-    _verify(oid, text), _rebuild_pipeline(oid, text) TO PUBLIC;
+    _verify(oid, text), _rebuild_pipeline(oid, text), _drop_view(oid, regclass, boolean) TO PUBLIC;
 -- sync wakes the worker; add_view's analysis runs as the caller
 GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text) TO PUBLIC;
 

@@ -305,6 +305,100 @@ SELECT stategrid_ivm.add_view('vref', 'ods_meter', 'SELECT consumption_id FROM o
 SELECT stategrid_ivm.add_view('vref', 'dwd_detail', 'SELECT consumption_id FROM ods_power_consumption');
 SELECT stategrid_ivm.add_view('vref', 'a.b.c', 'SELECT consumption_id FROM ods_power_consumption');
 
+-- ---- issue 13: what passed add_view and then stopped the whole pipeline at its first change -----
+-- system columns, in the select list, in WHERE, in a join view
+SELECT stategrid_ivm.add_view('vref', 'v_sys_1', 'SELECT user_id, xmin AS x FROM ods_power_user');
+SELECT stategrid_ivm.add_view('vref', 'v_sys_2', $q$
+    SELECT consumption_id, consumption_amount FROM ods_power_consumption WHERE ctid > '(0,1)'
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_sys_3', $q$
+    SELECT c.consumption_id, u.tableoid AS from_table
+    FROM ods_power_consumption c LEFT JOIN ods_power_user u ON c.user_id = u.user_id
+$q$);
+-- TABLESAMPLE: a random sample, not a function of the data
+SELECT stategrid_ivm.add_view('vref', 'v_sample', $q$
+    SELECT consumption_id, consumption_amount FROM ods_power_consumption TABLESAMPLE BERNOULLI (50) REPEATABLE (1)
+$q$);
+-- SELECT INTO (it crashed the server)
+SELECT stategrid_ivm.add_view('vref', 'v_into', 'SELECT user_id, user_name INTO v_into_copy FROM ods_power_user');
+-- non-immutable functions wherever they decide rows, groups or ranks: a window's ORDER BY, a
+-- GROUP BY key that is an audit column, a JOIN condition (a volatile = operator)
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_1', $q$
+    SELECT user_id, SUM(consumption_amount) AS total,
+           ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY random()) AS rn
+    FROM dwd_detail GROUP BY user_id
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_2', $q$
+    SELECT region_id, now() AS seen_at, COUNT(*) AS readings FROM dwd_detail GROUP BY region_id, now()
+$q$);
+CREATE FUNCTION coin_eq(bigint, bigint) RETURNS boolean LANGUAGE sql VOLATILE AS 'SELECT $1 = $2 AND random() < 2';
+CREATE OPERATOR view_refusals.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = coin_eq);
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_3', $q$
+    SELECT c.consumption_id, u.user_name
+    FROM ods_power_consumption c LEFT JOIN ods_power_user u ON c.user_id OPERATOR(view_refusals.=) u.user_id
+$q$);
+-- audit columns are the clock only: not CURRENT_USER, not a function of the user's named now()
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_4', $q$
+    SELECT consumption_id, consumption_amount, CURRENT_USER AS written_by FROM ods_power_consumption
+$q$);
+CREATE FUNCTION view_refusals.now() RETURNS timestamptz LANGUAGE sql VOLATILE
+AS $f$SELECT pg_catalog.now() + random() * interval '1 day'$f$;
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_5', $q$
+    SELECT consumption_id, consumption_amount, view_refusals.now() AS etl_time FROM ods_power_consumption
+$q$);
+-- (refused before too: in an aggregate's argument, FILTER or ORDER BY, in a cast of the data)
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_6', $q$
+    SELECT user_id, SUM(consumption_amount) FILTER (WHERE random() < 0.5) AS total FROM dwd_detail GROUP BY user_id
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_7', $q$
+    SELECT user_id, MAX(consumption_amount ORDER BY random()) AS top FROM dwd_detail GROUP BY user_id
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_vol3_8', $q$
+    SELECT consumption_id, consumption_date::timestamptz AS at FROM ods_power_consumption
+$q$);
+-- the clock stays allowed as audit columns, cast or not
+SELECT stategrid_ivm.add_view('vref', 'v_audit2', $q$
+    SELECT consumption_id, now()::text AS etl_text, CURRENT_DATE AS etl_day, LOCALTIMESTAMP AS etl_local,
+           now() AT TIME ZONE 'UTC' AS etl_utc
+    FROM ods_power_consumption
+$q$);
+SELECT plan->'audit_columns' AS audit_columns FROM stategrid_ivm.view WHERE view_name = 'view_refusals.v_audit2';
+-- add_view runs the view's maintenance statements once before it commits: a table it adopts that
+-- refuses them (a statement trigger that forbids UPDATE) fails add_view, not the pipeline later
+CREATE TABLE v_no_update (user_id bigint, readings bigint);
+CREATE FUNCTION forbid_update() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION 'v_no_update is append-only';
+END
+$f$;
+CREATE TRIGGER forbid_update BEFORE UPDATE ON v_no_update FOR EACH STATEMENT EXECUTE FUNCTION forbid_update();
+SELECT stategrid_ivm.add_view('vref', 'v_no_update', $q$
+    SELECT user_id, COUNT(*) AS readings FROM dwd_detail GROUP BY user_id
+$q$);
+
+-- ---- issue 13: the first error names the construct that is really unsupported ------------------
+-- not "must select the key column"
+SELECT stategrid_ivm.add_view('vref', 'v_first_1', 'SELECT user_name FROM ods_power_user TABLESAMPLE SYSTEM (50)');
+SELECT stategrid_ivm.add_view('vref', 'v_first_2', 'SELECT xmin AS version FROM ods_power_user');
+SELECT stategrid_ivm.add_view('vref', 'v_first_3', 'SELECT FROM ods_power_user');
+-- not "column 1 of the view has no name"
+SELECT stategrid_ivm.add_view('vref', 'v_first_4', 'SELECT SUM(consumption_amount) * 0.5 FROM dwd_detail');
+SELECT stategrid_ivm.add_view('vref', 'v_first_5', $q$
+    SELECT user_id, SUM(consumption_amount) * 2, RANK() OVER (ORDER BY SUM(consumption_amount)) AS rk
+    FROM dwd_detail GROUP BY user_id
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_first_6', $q$
+    SELECT consumption_id * 2 FROM ods_power_consumption c
+    WHERE NOT EXISTS (SELECT 1 FROM ods_power_user u WHERE u.user_id = c.user_id)
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_first_7', $q$
+    SELECT consumption_id FROM ods_power_consumption WHERE user_id NOT IN (SELECT user_id FROM ods_power_user)
+$q$);
+-- an unnamed aggregate, once nothing else is wrong: the message names the expression
+SELECT stategrid_ivm.add_view('vref', 'v_first_8', $q$
+    SELECT user_id, SUM(consumption_amount) * 0.5 FROM dwd_detail GROUP BY user_id
+$q$);
+
 -- ---- nothing was left behind ------------------------------------------------------------------
 -- one view (dwd_detail) and the audit one; no table of a refused view; v_clash untouched
 SELECT view_name, plan->>'kind' AS kind FROM stategrid_ivm.view v

@@ -10,8 +10,10 @@ extern "C" {
 #include "access/genam.h"
 #include "access/sysattr.h"
 #include "access/table.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -127,23 +129,92 @@ bool check_functions_walker(Node *node, void *) {
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(check_functions_walker), nullptr);
 }
 
-// True if the expression calls a non-immutable function other than the clock (now() and
-// friends, the SQL-standard CURRENT_TIMESTAMP family): those make audit columns, nothing else does.
+// The clock: now() and friends, the SQL-standard CURRENT_TIMESTAMP family, and the casts and
+// time zone conversions of their values -- PostgreSQL's own (a user's now() is not the clock).
+bool is_clock_function(Oid fn) {
+    if (get_func_namespace(fn) != PG_CATALOG_NAMESPACE) return false;
+    char *name = get_func_name(fn);
+    static const char *clock[] = {"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp",
+                                  "timestamptz", "timestamp", "date", "timezone", nullptr};
+    for (int i = 0; clock[i] && name; i++)
+        if (strcmp(name, clock[i]) == 0) return true;
+    return false;
+}
+
+bool non_clock_mutable_function(Oid fn, void *) {
+    return func_volatile(fn) != PROVOLATILE_IMMUTABLE && !is_clock_function(fn);
+}
+
+// True if the expression calls a non-immutable function other than the clock: those make audit
+// columns, nothing else does. Every kind of call counts (functions, operators, casts, NULLIF,
+// IN lists...); an I/O cast of a clock value (now()::text) may use stable I/O functions.
 bool non_clock_mutable_walker(Node *node, void *) {
     if (!node) return false;
     if (IsA(node, NextValueExpr)) return true;
-    if (IsA(node, FuncExpr) || IsA(node, OpExpr)) {
-        Oid fn = IsA(node, FuncExpr) ? reinterpret_cast<FuncExpr *>(node)->funcid : get_opcode(reinterpret_cast<OpExpr *>(node)->opno);
-        if (func_volatile(fn) != PROVOLATILE_IMMUTABLE) {
-            char *name = get_func_name(fn);
-            static const char *clock[] = {"now", "statement_timestamp", "transaction_timestamp", "clock_timestamp",
-                                          "timestamptz", "timestamp", "date", "timezone", nullptr};
-            bool allowed = false;
-            for (int i = 0; clock[i] && name; i++) allowed = allowed || strcmp(name, clock[i]) == 0;
-            if (!allowed) return true;
+    if (IsA(node, SQLValueFunction)) {
+        switch (reinterpret_cast<SQLValueFunction *>(node)->op) {
+            case SVFOP_CURRENT_DATE:
+            case SVFOP_CURRENT_TIME:
+            case SVFOP_CURRENT_TIME_N:
+            case SVFOP_CURRENT_TIMESTAMP:
+            case SVFOP_CURRENT_TIMESTAMP_N:
+            case SVFOP_LOCALTIME:
+            case SVFOP_LOCALTIME_N:
+            case SVFOP_LOCALTIMESTAMP:
+            case SVFOP_LOCALTIMESTAMP_N: break;
+            default: return true;  // CURRENT_USER and the like: not the clock
         }
+    } else if (IsA(node, CoerceViaIO)) {
+        CoerceViaIO *io = reinterpret_cast<CoerceViaIO *>(node);
+        Oid out, in, ioparam;
+        bool varlena;
+        getTypeOutputInfo(exprType(reinterpret_cast<Node *>(io->arg)), &out, &varlena);
+        getTypeInputInfo(io->resulttype, &in, &ioparam);
+        if (func_volatile(out) == PROVOLATILE_VOLATILE || func_volatile(in) == PROVOLATILE_VOLATILE) return true;
+    } else if (check_functions_in_node(node, non_clock_mutable_function, nullptr)) {
+        return true;
     }
     return expression_tree_walker(node, reinterpret_cast<bool (*)()>(non_clock_mutable_walker), nullptr);
+}
+
+// The subquery in an expression, as the user wrote it (EXISTS, NOT IN, ...); false if none.
+bool sublink_walker(Node *node, const char **what) {
+    if (!node) return false;
+    if (IsA(node, BoolExpr) && reinterpret_cast<BoolExpr *>(node)->boolop == NOT_EXPR) {
+        Node *arg = static_cast<Node *>(linitial(reinterpret_cast<BoolExpr *>(node)->args));
+        if (IsA(arg, SubLink) && reinterpret_cast<SubLink *>(arg)->subLinkType == EXISTS_SUBLINK) {
+            *what = "NOT EXISTS (subquery)";
+            return true;
+        }
+        if (IsA(arg, SubLink) && reinterpret_cast<SubLink *>(arg)->subLinkType == ANY_SUBLINK) {
+            *what = "NOT IN (subquery)";
+            return true;
+        }
+    }
+    if (IsA(node, SubLink)) {
+        SubLink *s = reinterpret_cast<SubLink *>(node);
+        switch (s->subLinkType) {
+            case EXISTS_SUBLINK: *what = "EXISTS (subquery)"; break;
+            case ANY_SUBLINK:
+                *what = s->operName && strcmp(strVal(llast(s->operName)), "=") == 0 ? "IN (subquery)" : "ANY (subquery)";
+                break;
+            case ALL_SUBLINK: *what = "ALL (subquery)"; break;
+            case ARRAY_SUBLINK: *what = "ARRAY (subquery)"; break;
+            default: *what = "a scalar subquery"; break;
+        }
+        return true;
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(sublink_walker), what);
+}
+
+// A system column (xmin, ctid, tableoid...) the query reads; false if none.
+bool system_column_walker(Node *node, AttrNumber *attno) {
+    if (!node) return false;
+    if (IsA(node, Var) && reinterpret_cast<Var *>(node)->varattno < 0) {
+        *attno = reinterpret_cast<Var *>(node)->varattno;
+        return true;
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(system_column_walker), attno);
 }
 
 bool has_vars_or_aggs(Node *n) { return contain_var_clause(n) || contain_agg_clause(n) || contain_window_function(n); }
@@ -196,26 +267,85 @@ void analyse(const char *query_text, Analysis *a) {
     Query *q = parse_analyze_fixedparams(rs, query_text, nullptr, 0, nullptr);
     error_context_stack = cb.previous;
 
+    // What the engine cannot maintain, before anything about names and keys: the first error
+    // names the construct that is really unsupported.
+    if (q->commandType != CMD_SELECT || q->utilityStmt)
+        refuse("SELECT INTO", "add_view creates the view's table: pass the SELECT alone.");
     if (q->setOperations) refuse("set operations (UNION, INTERSECT, EXCEPT)", "Define one view per branch.");
     if (q->hasDistinctOn) refuse("DISTINCT ON", "Use GROUP BY, or ROW_NUMBER in a ranking view.");
     if (q->distinctClause) refuse("DISTINCT", "Use GROUP BY over the columns instead.");
     if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
     if (q->limitCount || q->limitOffset) refuse("LIMIT/OFFSET", "Filter with WHERE, or rank with ROW_NUMBER.");
-    if (q->hasSubLinks) refuse("subqueries in expressions", "Join the table instead, or define an intermediate view.");
+    if (q->hasSubLinks) {
+        const char *what = "a subquery in an expression";
+        if (!sublink_walker(reinterpret_cast<Node *>(q->targetList), &what) &&
+            !sublink_walker(reinterpret_cast<Node *>(q->jointree), &what))
+            (void)sublink_walker(q->havingQual, &what);
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("stategrid_ivm cannot maintain a view with %s", what),
+                        errdetail("Subqueries in expressions (EXISTS, NOT EXISTS, IN, scalar subqueries) are not supported yet.")));
+    }
     if (q->cteList) refuse("WITH", "Define each step as its own view.");
     if (q->hasTargetSRFs) refuse("set-returning functions", nullptr);
     if (q->groupingSets) refuse("GROUPING SETS, ROLLUP or CUBE", "Define one view per grouping.");
     if (q->rowMarks) refuse("FOR UPDATE/SHARE", nullptr);
+    ListCell *lc;
+    foreach (lc, q->rtable)
+        if (static_cast<RangeTblEntry *>(lfirst(lc))->tablesample)
+            refuse("TABLESAMPLE", "A sample is random: no change to the table tells which rows it holds. Maintain the whole table and sample it when you query it.");
+    AttrNumber sysatt = 0;
+    if (system_column_walker(reinterpret_cast<Node *>(q->targetList), &sysatt) ||
+        system_column_walker(reinterpret_cast<Node *>(q->jointree), &sysatt) || system_column_walker(q->havingQual, &sysatt))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("stategrid_ivm cannot maintain a view with system column %s",
+                               NameStr(SystemAttributeDefinition(sysatt)->attname)),
+                        errhint("System columns (xmin, ctid, tableoid...) describe where and by whom a row version was "
+                                "written, not the data: select the table's own columns.")));
+    bool any_column = false;
+    foreach (lc, q->targetList) any_column = any_column || !static_cast<TargetEntry *>(lfirst(lc))->resjunk;
+    if (!any_column) refuse("an empty select list", "Select the columns the table is to hold, its key among them.");
     check_functions_walker(reinterpret_cast<Node *>(q->targetList), nullptr);
     check_functions_walker(q->havingQual, nullptr);
+    // Non-immutable functions: only output columns without data may call the clock (audit
+    // columns); whatever decides which rows there are, or how they group and rank, may not.
     if (contain_mutable_functions(q->jointree->quals) || contain_mutable_functions(q->havingQual))
         refuse("a non-immutable function in WHERE or HAVING", "Only now()-style audit columns may be non-immutable.");
-    a->aggregate = q->hasAggs || q->groupClause != NIL;
+    if (contain_mutable_functions(reinterpret_cast<Node *>(q->jointree)))
+        refuse("a non-immutable function in a JOIN condition", "Only now()-style audit columns may be non-immutable.");
+    bool mutable_key = false;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if ((tle->resjunk || tle->ressortgroupref) && contain_mutable_functions(reinterpret_cast<Node *>(tle->expr)))
+            mutable_key = true;
+    }
+    foreach (lc, q->windowClause) {
+        WindowClause *wc = static_cast<WindowClause *>(lfirst(lc));
+        mutable_key = mutable_key || contain_mutable_functions(wc->startOffset) || contain_mutable_functions(wc->endOffset);
+    }
+    if (mutable_key)
+        refuse("a non-immutable function in GROUP BY or in a window's PARTITION BY, ORDER BY or frame",
+               "Group and rank by the data: only output columns like now() AS etl_time may be non-immutable.");
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        Node *e = reinterpret_cast<Node *>(tle->expr);
+        if (tle->resjunk || !contain_mutable_functions(e)) continue;
+        if (!has_vars_or_aggs(e) && !non_clock_mutable_walker(e, nullptr)) continue;  // an audit column
+        bool named = tle->resname && strcmp(tle->resname, "?column?") != 0;
+        const char *what = has_vars_or_aggs(e) ? "on the data" : "other than the clock";
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        named ? errmsg("stategrid_ivm cannot maintain column \"%s\": it calls a non-immutable function %s",
+                                       tle->resname, what)
+                              : errmsg("stategrid_ivm cannot maintain column %d of the view: it calls a non-immutable function %s",
+                                       tle->resno, what),
+                        errhint("Only audit columns like now() AS etl_time may be non-immutable.")));
+    }
+    a->aggregate = q->hasAggs || q->groupClause != NIL || q->havingQual;
     if (q->hasWindowFuncs && !a->aggregate)
         refuse("a window function without GROUP BY", "Rank the rows of an aggregate view (GROUP BY ... with ROW_NUMBER() OVER (PARTITION BY ... ORDER BY sum(...)).");
+    if (a->aggregate && q->groupClause == NIL)
+        refuse(q->hasAggs ? "aggregates without GROUP BY" : "HAVING without GROUP BY",
+               "Group by at least one column (a single-row total is not supported yet).");
 
     // Inputs: every range table entry must be a plain table.
-    ListCell *lc;
     foreach (lc, q->rtable) {
         RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
         if (rte->rtekind == RTE_SUBQUERY) refuse("a subquery in FROM", "Define the subquery as its own view and select from that.");
@@ -289,15 +419,64 @@ void analyse(const char *query_text, Analysis *a) {
         a->join_dim_cols = lappend(a->join_dim_cols, get_attname(dim->relid, r->varattno, false));
     }
 
+    // Aggregates: the groups, and the scope a change recomputes -- all groups it touches, or a
+    // ranking's whole partitions, whose PARTITION BY must be among the groups.
+    List *ctx = a->aggregate ? deparse_context_for(fact->eref->aliasname, fact->relid) : NIL;
+    List *group_tles = NIL;
+    if (a->aggregate) {
+        ListCell *g;
+        foreach (g, q->groupClause)
+            group_tles = lappend(group_tles, get_sortgroupclause_tle(static_cast<SortGroupClause *>(lfirst(g)), q->targetList));
+        List *partition = NIL;
+        bool first_window = true;
+        foreach (g, q->windowClause) {
+            WindowClause *wc = static_cast<WindowClause *>(lfirst(g));
+            List *this_partition = NIL;
+            ListCell *pc;
+            foreach (pc, wc->partitionClause) {
+                TargetEntry *ptle = get_sortgroupclause_tle(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList);
+                int found = -1, i = 0;
+                ListCell *gt;
+                foreach (gt, group_tles) {
+                    if (equal(static_cast<TargetEntry *>(lfirst(gt))->expr, ptle->expr)) found = i;
+                    i++;
+                }
+                if (found < 0)
+                    refuse("a window PARTITION BY expression that is not a GROUP BY expression",
+                           "Partition the ranking by grouped columns, e.g. PARTITION BY stat_date, region_id.");
+                this_partition = list_append_unique_int(this_partition, found);
+            }
+            if (!first_window && !equal(this_partition, partition))
+                refuse("window functions with different PARTITION BY", "Use the same PARTITION BY in every window.");
+            partition = this_partition;
+            first_window = false;
+        }
+        if (q->windowClause != NIL) {
+            if (partition == NIL)
+                refuse("a window function over the whole table", "Add PARTITION BY (e.g. the day and the region).");
+            a->scope = partition;
+        } else {
+            for (int i = 0; i < list_length(group_tles); i++) a->scope = lappend_int(a->scope, i);
+        }
+    }
+
     // Output columns; now()-style columns (no data, not immutable) are audit columns.
     List *seen = NIL;
     foreach (lc, q->targetList) {
         TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
         if (tle->resjunk) continue;
-        if (!tle->resname || strcmp(tle->resname, "?column?") == 0)
+        if (!tle->resname || strcmp(tle->resname, "?column?") == 0) {
+            Node *e = reinterpret_cast<Node *>(tle->expr);
+            if (a->aggregate && (contain_agg_clause(e) || contain_window_function(e))) {
+                char *expr = deparse_expression(e, ctx, false, false);
+                ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+                                errmsg("column %d of the view, %s, has no name", tle->resno, expr),
+                                errhint("Name the aggregate expression with AS, e.g. %s AS total.", expr)));
+            }
             ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
                             errmsg("column %d of the view has no name", tle->resno),
                             errhint("Give every computed column a name with AS.")));
+        }
         ListCell *s;
         foreach (s, seen)
             if (strcmp(static_cast<char *>(lfirst(s)), tle->resname) == 0)
@@ -306,15 +485,7 @@ void analyse(const char *query_text, Analysis *a) {
                                 errhint("Rename one of them with AS.")));
         seen = lappend(seen, tle->resname);
         Node *e = reinterpret_cast<Node *>(tle->expr);
-        bool audit = false;
-        if (contain_mutable_functions(e)) {
-            if (has_vars_or_aggs(e) || non_clock_mutable_walker(e, nullptr))
-                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                                errmsg("stategrid_ivm cannot maintain column \"%s\": it calls a non-immutable function on the data",
-                                       tle->resname),
-                                errhint("Only audit columns like now() AS etl_time may be non-immutable.")));
-            audit = true;
-        }
+        bool audit = contain_mutable_functions(e);  // (the others were refused above)
         Oid type = exprType(e);
         int32 typmod = exprTypmod(e);
         if (type == UNKNOWNOID) type = TEXTOID;
@@ -349,55 +520,17 @@ void analyse(const char *query_text, Analysis *a) {
             a->key = lappend(a->key, pstrdup(out));
         }
     } else {
-        List *ctx = deparse_context_for(fact->eref->aliasname, fact->relid);
-        List *group_tles = NIL;
         ListCell *g;
-        foreach (g, q->groupClause) {
-            SortGroupClause *sgc = static_cast<SortGroupClause *>(lfirst(g));
-            TargetEntry *tle = get_sortgroupclause_tle(sgc, q->targetList);
+        foreach (g, group_tles) {
+            TargetEntry *tle = static_cast<TargetEntry *>(lfirst(g));
             if (tle->resjunk)
                 ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                                 errmsg("GROUP BY expression %s must be a column of the view",
                                        deparse_expression(reinterpret_cast<Node *>(tle->expr), ctx, false, false)),
                                 errhint("Add it to the select list: the groups key the maintained rows.")));
-            group_tles = lappend(group_tles, tle);
             a->group_exprs = lappend(a->group_exprs, deparse_expression(reinterpret_cast<Node *>(tle->expr), ctx, false, false));
             a->group_columns = lappend(a->group_columns, pstrdup(tle->resname));
             a->key = lappend(a->key, pstrdup(tle->resname));
-        }
-        if (group_tles == NIL)
-            refuse("aggregates without GROUP BY", "Group by at least one column (a single-row total is not supported yet).");
-        // A ranking recomputes whole partitions: its PARTITION BY must be among the groups.
-        List *partition = NIL;
-        bool first_window = true;
-        foreach (g, q->windowClause) {
-            WindowClause *wc = static_cast<WindowClause *>(lfirst(g));
-            List *this_partition = NIL;
-            ListCell *pc;
-            foreach (pc, wc->partitionClause) {
-                TargetEntry *ptle = get_sortgroupclause_tle(static_cast<SortGroupClause *>(lfirst(pc)), q->targetList);
-                int found = -1, i = 0;
-                ListCell *gt;
-                foreach (gt, group_tles) {
-                    if (equal(static_cast<TargetEntry *>(lfirst(gt))->expr, ptle->expr)) found = i;
-                    i++;
-                }
-                if (found < 0)
-                    refuse("a window PARTITION BY expression that is not a GROUP BY expression",
-                           "Partition the ranking by grouped columns, e.g. PARTITION BY stat_date, region_id.");
-                this_partition = list_append_unique_int(this_partition, found);
-            }
-            if (!first_window && !equal(this_partition, partition))
-                refuse("window functions with different PARTITION BY", "Use the same PARTITION BY in every window.");
-            partition = this_partition;
-            first_window = false;
-        }
-        if (q->windowClause != NIL) {
-            if (partition == NIL)
-                refuse("a window function over the whole table", "Add PARTITION BY (e.g. the day and the region).");
-            a->scope = partition;
-        } else {
-            for (int i = 0; i < list_length(group_tles); i++) a->scope = lappend_int(a->scope, i);
         }
     }
 

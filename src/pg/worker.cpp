@@ -106,6 +106,14 @@ struct ViewMaintenance {
     }
 };
 
+// The end of the error of a view that fails: the call that removes just that view (the rest of
+// the pipeline waits for it meanwhile).
+std::string drop_view_advice(const std::string &view) {
+    std::string literal;
+    for (char c : view) literal += c == '\'' ? std::string("''") : std::string(1, c);
+    return "; SELECT stategrid_ivm.drop_view('" + literal + "') removes the view from the pipeline, which then continues";
+}
+
 // add_view committed while a batch ran: the batch is redone with the new view set.
 struct ViewSetChanged : std::runtime_error {
     ViewSetChanged() : std::runtime_error("the pipeline's views changed during the batch") {}
@@ -530,7 +538,7 @@ void PipelineWorker::maintain_views() {
         });
         } catch (PgError &e) {
             // Name the view: the statement's own message rarely does.
-            throw std::runtime_error("maintaining view " + v.name + ": " + e.what());
+            throw std::runtime_error("maintaining view " + v.name + ": " + e.what() + drop_view_advice(v.name));
         }
         changed[v.relid] = written;
     }
@@ -633,7 +641,7 @@ void PipelineWorker::backfill() {
                 if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
             });
         } catch (PgError &e) {
-            throw std::runtime_error("backfilling view " + v.name + ": " + e.what());
+            throw std::runtime_error("backfilling view " + v.name + ": " + e.what() + drop_view_advice(v.name));
         }
     }
     pg_call([] { crash_point("backfill_copied"); });
@@ -978,11 +986,16 @@ void PipelineWorker::become_owner() {
     pg_call([&] { owner_ctx_ = enter_owner_context(p_.owner, false); });
     for (auto &m : mirrors_) m.second->ensure_delta_table();
     if (working_tables_version_ != views_version_) {
-        for (const ViewMaintenance &v : views_)
-            pg_call([&] {
-                for (const std::string &sql : v.setup)
-                    if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
-            });
+        for (const ViewMaintenance &v : views_) {
+            try {
+                pg_call([&] {
+                    for (const std::string &sql : v.setup)
+                        if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+                });
+            } catch (PgError &e) {
+                throw std::runtime_error("preparing view " + v.name + ": " + e.what() + drop_view_advice(v.name));
+            }
+        }
         working_tables_version_ = views_version_;
     }
     pg_call([&] { restrict_owner_context(owner_ctx_, p_.owner); });
