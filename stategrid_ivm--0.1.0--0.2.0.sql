@@ -220,7 +220,7 @@ BEGIN
     -- one table of a partition tree per pipeline: its partitions' changes arrive as the tree's
     SELECT s.source_name INTO v_missing
     FROM stategrid_ivm.source s
-    WHERE s.pipeline_id = p.pipeline_id
+    WHERE s.pipeline_id = p.pipeline_id AND s.source_relid <> source
       AND (s.source_relid IN (SELECT pg_partition_ancestors(source))
            OR source IN (SELECT pg_partition_ancestors(s.source_relid)))
     LIMIT 1;

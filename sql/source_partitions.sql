@@ -104,6 +104,7 @@ SELECT state, last_error FROM stategrid_ivm.pipelines WHERE name = 'part';
 SELECT stategrid_ivm.create_pipeline('part2');
 SELECT stategrid_ivm.add_source('part2', 'power_consumption', 'part.ods2_consumption');
 SELECT stategrid_ivm.add_source('part2', 'pc_2024_03', 'part.ods2_march');
+SELECT stategrid_ivm.add_source('part2', 'power_consumption', 'part.ods2_again');
 SELECT stategrid_ivm.drop_pipeline('part2', true);
 
 -- Inheritance parents are refused, naming the construct
