@@ -239,6 +239,29 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
     END IF;
+    -- Rows of inheritance children are logged as the children's, and a query of the parent
+    -- reads them: the mirror could never equal it (the worker also stops on a child added later).
+    -- Partitions are followed: their changes arrive as the partitioned table's.
+    SELECT i.inhrelid::regclass::text INTO v_missing
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = source AND NOT c.relispartition ORDER BY 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has inheritance children (%), which a pipeline cannot follow', source, v_missing
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Use declarative partitioning (CREATE TABLE ... PARTITION BY), whose partitions a pipeline follows, or add the tables that hold the rows (without children) as sources of their own.';
+    END IF;
+    -- one table of a partition tree per pipeline: its partitions' changes arrive as the tree's
+    SELECT s.source_name INTO v_missing
+    FROM stategrid_ivm.source s
+    WHERE s.pipeline_id = p.pipeline_id AND s.source_relid <> source
+      AND (s.source_relid IN (SELECT pg_partition_ancestors(source))
+           OR source IN (SELECT pg_partition_ancestors(s.source_relid)))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % and source % of pipeline "%" are in the same partition tree', source, v_missing, pipeline
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Add only the partitioned table: the rows of all its partitions arrive in its mirror.';
+    END IF;
     -- The worker streams the source into the mirror without a SELECT on it: the owner (and the
     -- caller, who sees the mirror) must be allowed to read it. The worker checks again per batch.
     IF NOT has_table_privilege(v_caller, source, 'SELECT') OR NOT has_table_privilege(p.owner, source, 'SELECT') THEN

@@ -19,6 +19,7 @@ bool Message::operator==(const Message &o) const {
         case MessageKind::Update:
         case MessageKind::Delete: return row == o.row;
         case MessageKind::Truncate: return truncate == o.truncate;
+        case MessageKind::Resync: return resync == o.resync;
         case MessageKind::Commit: return commit == o.commit;
     }
     return false;
@@ -81,6 +82,13 @@ void Encoder::truncate(const TruncateMessage &m) {
     if (m.relids.size() > UINT32_MAX) throw FormatError("too many relations");
     put_u32(static_cast<uint32_t>(m.relids.size()));
     for (uint32_t r : m.relids) put_u32(r);
+}
+
+void Encoder::resync(const ResyncMessage &m) {
+    put_header(MessageKind::Resync);
+    put_u32(m.relid);
+    put_u8(static_cast<uint8_t>(m.reason));
+    put_str(m.partition);
 }
 
 void Encoder::commit(const CommitMessage &m) {
@@ -158,6 +166,7 @@ void Encoder::message(const Message &m) {
             break;
         }
         case MessageKind::Truncate: truncate(m.truncate); break;
+        case MessageKind::Resync: resync(m.resync); break;
         case MessageKind::Commit: commit(m.commit); break;
     }
 }
@@ -319,6 +328,16 @@ Message decode(std::string_view bytes) {
             m.truncate.restart_identity = flags & 2;
             uint32_t n = r.u32("relation count");
             for (uint32_t i = 0; i < n; i++) m.truncate.relids.push_back(r.u32("relid"));
+            break;
+        }
+        case MessageKind::Resync: {
+            m.resync.relid = r.u32("relid");
+            auto reason = static_cast<ResyncReason>(r.u8("resync reason"));
+            if (reason != ResyncReason::PartitionAttached && reason != ResyncReason::PartitionDetached &&
+                reason != ResyncReason::PartitionTruncated)
+                throw FormatError("unknown resync reason");
+            m.resync.reason = reason;
+            m.resync.partition = r.str("partition name");
             break;
         }
         case MessageKind::Commit:
@@ -493,6 +512,15 @@ const char *op_name(MessageKind k) {
 
 }  // namespace
 
+const char *resync_reason_text(ResyncReason r) {
+    switch (r) {
+        case ResyncReason::PartitionAttached: return "attached";
+        case ResyncReason::PartitionDetached: return "detached or dropped";
+        case ResyncReason::PartitionTruncated: return "truncated";
+    }
+    return "?";
+}
+
 std::string format_text(const Message &m, const RelationLookup &lookup) {
     auto name_of = [&](uint32_t relid) {
         const RelationMessage *r = lookup ? lookup(relid) : nullptr;
@@ -543,6 +571,9 @@ std::string format_text(const Message &m, const RelationLookup &lookup) {
                 s += (i ? ", " : " ") + name_of(m.truncate.relids[i]);
             return s;
         }
+        case MessageKind::Resync:
+            return "RESYNC " + name_of(m.resync.relid) + ": partition " + m.resync.partition + " " +
+                   resync_reason_text(m.resync.reason);
         case MessageKind::Commit:
             return "COMMIT lsn " + format_lsn(m.commit.commit_lsn) + " end_lsn " +
                    format_lsn(m.commit.end_lsn);

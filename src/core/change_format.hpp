@@ -11,7 +11,7 @@
 
 namespace sgivm {
 
-constexpr uint8_t kFormatVersion = 1;
+constexpr uint8_t kFormatVersion = 2;
 
 enum class MessageKind : char {
     Begin = 'B',
@@ -20,6 +20,7 @@ enum class MessageKind : char {
     Update = 'U',
     Delete = 'D',
     Truncate = 'T',
+    Resync = 'S',
     Commit = 'C',
 };
 
@@ -116,6 +117,24 @@ struct TruncateMessage {
     }
 };
 
+// Why a partitioned table's rows changed without row changes in the stream.
+enum class ResyncReason : char {
+    PartitionAttached = 'a',   // a partition joined with rows written before it belonged to the table
+    PartitionDetached = 'd',   // a partition left the table (DETACH PARTITION, DROP TABLE): its rows went
+    PartitionTruncated = 't',  // TRUNCATE of a partition alone
+};
+
+// The rows of a partitioned table changed by DDL the stream has no rows for: a consumer that
+// keeps a copy of the table must copy it again (the pipeline worker backfills).
+struct ResyncMessage {
+    uint32_t relid = 0;       // the selected (partitioned) table
+    ResyncReason reason = ResyncReason::PartitionAttached;
+    std::string partition;    // the partition concerned, schema-qualified, for messages
+    bool operator==(const ResyncMessage &o) const {
+        return relid == o.relid && reason == o.reason && partition == o.partition;
+    }
+};
+
 struct CommitMessage {
     uint64_t commit_lsn = 0;  // start of the commit record
     uint64_t end_lsn = 0;     // end of the commit record: the position a consumer confirms
@@ -132,6 +151,7 @@ struct Message {
     RelationMessage relation;
     RowMessage row;
     TruncateMessage truncate;
+    ResyncMessage resync;
     CommitMessage commit;
 
     bool operator==(const Message &o) const;
@@ -152,6 +172,7 @@ public:
     void begin(const BeginMessage &m);
     void relation(const RelationMessage &m);
     void truncate(const TruncateMessage &m);
+    void resync(const ResyncMessage &m);
     void commit(const CommitMessage &m);
     void row(const RowMessage &m);
     void message(const Message &m);
@@ -183,6 +204,9 @@ Message decode(std::string_view bytes);
 
 // Reads only the kind of a message (cheap dispatch without decoding the body).
 MessageKind peek_kind(std::string_view bytes);
+
+// What a resync reason says, in words ("attached", "detached or dropped", "truncated").
+const char *resync_reason_text(ResyncReason r);
 
 // Finds the relation a row or truncate message refers to (null when unknown).
 using RelationLookup = std::function<const RelationMessage *(uint32_t relid)>;

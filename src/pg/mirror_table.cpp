@@ -202,11 +202,14 @@ void MirrorTable::prepare_statements() {
     if (capture_) {
         ensure_delta_table();
         std::string delta = delta_table(mirror_relid_);
-        auto wrap = [&](const std::string &modify) {
-            return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
+        // (the mirror's columns only: RETURNING * of the DELETE by a composite key would add
+        // the key list's)
+        auto wrap = [&](const std::string &modify, const char *returning = "*") {
+            return "WITH sgivm_changed AS (" + modify + " RETURNING " + returning + ") INSERT INTO " + delta +
+                   " SELECT * FROM sgivm_changed";
         };
         insert_sql = wrap(insert_sql);
-        delete_sql = wrap(delete_sql);
+        delete_sql = wrap(delete_sql, key_cols_.size() == 1 ? "*" : "m.*");
         truncate_sql = wrap(truncate_sql);
     }
 

@@ -7,9 +7,18 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/attmap.h"
 #include "access/detoast.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "lib/ilist.h"
 #include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "replication/logical.h"
@@ -22,6 +31,7 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 }
 
@@ -36,15 +46,26 @@ using namespace sgivm;
 namespace {
 
 // What the plugin remembers about one relation for the whole decoding session.
+//
+// A partition of a selected partitioned table is emitted as that table (its topmost selected
+// ancestor, as pgoutput's publish_via_partition_root): rows under the table's OID, in the
+// table's column order, so that a consumer keeps one copy of the whole tree.
 struct RelEntry {
     Oid relid;         // hash key
     bool valid;        // false after a relcache invalidation: rebuild before use
-    bool emit;         // part of the requested table set
+    bool emit;         // part of the requested table set, itself or through an ancestor
+    Oid publish_relid; // the relation its changes are emitted as (itself, or the selected ancestor)
+    bool key_usable;   // its old tuples carry the publishing relation's key (else an empty key goes)
     TransactionId relation_sent_xid;  // relation message already sent in this transaction
+    // Kept across rebuilds: what the partition checks at commit need to know of the transaction.
+    TransactionId skipped_xid;  // a change of it was not emitted in this transaction
+    TransactionId emitted_xid;  // a change of it was emitted in this transaction, as emitted_as
+    Oid emitted_as;
     char *nspname;
     char *relname;
     int ncols;              // emitted columns (not dropped, not generated)
-    AttrNumber *attnums;    // their attribute numbers
+    AttrNumber *attnums;    // their attribute numbers in this relation's tuples
+    AttrNumber *pub_attnums;  // and in the publishing relation (the names and types sent)
     ValueKind *kinds;       // how each travels
     bool *is_key;           // replica identity (primary key by default)
     FmgrInfo *out_funcs;    // for Text columns that are not text/varchar
@@ -75,8 +96,19 @@ struct PluginOptions {
     RepOriginId skip_origin = InvalidRepOriginId;
 };
 
+// A selected partitioned table and its partitions (all levels) as of the last commit looked at:
+// the stream has no rows for a partition that joins or leaves with its rows, so each
+// transaction that changed the catalog is checked against this list.
+struct PartitionTree {
+    Oid relid;
+    Oid *members;  // sorted, the table itself included
+    int nmembers;
+};
+
 struct PluginState {
     PluginOptions opts;
+    bool trees_known;      // the selected partitioned tables were looked up (first transaction)
+    List *trees;           // PartitionTree *, in the decoding context's memory
     MemoryContext change_cxt;  // reset after every change
     bool xact_begun;           // begin message written for the current transaction
     WireValue *wire;           // scratch, sized for the widest relation seen
@@ -88,16 +120,20 @@ struct PluginState {
 MemoryContext rel_cache_cxt = nullptr;
 HTAB *rel_cache = nullptr;
 bool invalidation_registered = false;
+bool have_partition_entries = false;  // some entry publishes as another relation
+bool catalog_changed = true;          // a relcache invalidation since the partition trees were checked
 Encoder encoder;
 std::string text_out;
 std::unordered_map<uint32_t, RelationMessage> text_relations;  // for the text form's names
 
 void invalidate_rel(Datum, Oid relid) {
+    catalog_changed = true;
     if (!rel_cache) return;
-    if (relid == InvalidOid) {
+    if (relid == InvalidOid || have_partition_entries) {  // (partitions follow their root)
         HASH_SEQ_STATUS st;
         hash_seq_init(&st, rel_cache);
-        while (RelEntry *e = static_cast<RelEntry *>(hash_seq_search(&st))) e->valid = false;
+        while (RelEntry *e = static_cast<RelEntry *>(hash_seq_search(&st)))
+            if (relid == InvalidOid || e->relid == relid || e->publish_relid == relid) e->valid = false;
         return;
     }
     if (RelEntry *e = static_cast<RelEntry *>(hash_search(rel_cache, &relid, HASH_FIND, nullptr)))
@@ -109,6 +145,8 @@ void reset_rel_cache() {
         rel_cache_cxt =
             AllocSetContextCreate(CacheMemoryContext, "stategrid_ivm relations", ALLOCSET_DEFAULT_SIZES);
     rel_cache = nullptr;
+    have_partition_entries = false;
+    catalog_changed = true;
     MemoryContextReset(rel_cache_cxt);
     HASHCTL ctl;
     ctl.keysize = sizeof(Oid);
@@ -133,9 +171,8 @@ ValueKind kind_for_type(Oid type) {
     }
 }
 
-bool wanted(const PluginOptions &o, Relation rel, const char *nspname, const char *relname) {
+bool wanted(const PluginOptions &o, Oid relid, const char *nspname, const char *relname) {
     if (!o.filter_tables) return true;
-    Oid relid = RelationGetRelid(rel);
     for (int i = 0; i < o.nrelids; i++)
         if (o.relids[i] == relid) return true;
     ListCell *lc;
@@ -152,46 +189,94 @@ bool wanted(const PluginOptions &o, Relation rel, const char *nspname, const cha
     return false;
 }
 
+// The topmost selected ancestor of a partition, or InvalidOid. PostgreSQL calls only.
+Oid selected_ancestor(const PluginOptions &o, Oid relid) {
+    Oid found = InvalidOid;
+    List *ancestors = get_partition_ancestors(relid);  // parent first, root last
+    ListCell *lc;
+    foreach (lc, ancestors) {
+        Oid a = lfirst_oid(lc);
+        char *nsp = get_namespace_name(get_rel_namespace(a));
+        char *name = get_rel_name(a);
+        if (nsp && name && wanted(o, a, nsp, name)) found = a;
+    }
+    list_free(ancestors);
+    return found;
+}
+
+// The key index of a relation: its replica identity index, else its primary key.
+Bitmapset *key_columns(Relation rel) {
+    Bitmapset *key = nullptr;
+    Oid keyidx = RelationGetReplicaIndex(rel);
+    if (!OidIsValid(keyidx)) keyidx = RelationGetPrimaryKeyIndex(rel);
+    if (OidIsValid(keyidx)) {
+        Relation idx = RelationIdGetRelation(keyidx);
+        for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
+            key = bms_add_member(key, idx->rd_index->indkey.values[i]);
+        RelationClose(idx);
+    }
+    return key;
+}
+
 // Builds (or rebuilds) the cache entry of a relation. PostgreSQL calls only.
 RelEntry *get_rel_entry(PluginState *st, Relation rel) {
     Oid relid = RelationGetRelid(rel);
     bool found;
     RelEntry *e = static_cast<RelEntry *>(hash_search(rel_cache, &relid, HASH_ENTER, &found));
     if (found && e->valid) return e;
-    uint32_t generation = found ? e->generation + 1 : 0;
+    RelEntry kept = {};
+    if (found) kept = *e;
     memset(reinterpret_cast<char *>(e) + sizeof(Oid), 0, sizeof(RelEntry) - sizeof(Oid));
-    e->generation = generation;
+    e->generation = found ? kept.generation + 1 : 0;
+    e->skipped_xid = kept.skipped_xid;
+    e->emitted_xid = kept.emitted_xid;
+    e->emitted_as = kept.emitted_as;
     MemoryContext old = MemoryContextSwitchTo(rel_cache_cxt);
     e->nspname = get_namespace_name(RelationGetNamespace(rel));
     e->relname = pstrdup(RelationGetRelationName(rel));
-    e->emit = wanted(st->opts, rel, e->nspname, e->relname);
+    e->publish_relid = relid;
+    e->emit = wanted(st->opts, relid, e->nspname, e->relname);
+    if (rel->rd_rel->relispartition) {
+        Oid ancestor = selected_ancestor(st->opts, relid);
+        if (OidIsValid(ancestor)) {
+            e->emit = true;
+            e->publish_relid = ancestor;
+            have_partition_entries = true;
+        }
+    }
     e->relation_sent_xid = InvalidTransactionId;
     e->replident = rel->rd_rel->relreplident;
     TupleDesc desc = RelationGetDescr(rel);
     e->natts = desc->natts;
     e->values = static_cast<Datum *>(palloc(sizeof(Datum) * Max(desc->natts, 1)));
     e->nulls = static_cast<bool *>(palloc(sizeof(bool) * Max(desc->natts, 1)));
-    e->attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * Max(desc->natts, 1)));
-    e->kinds = static_cast<ValueKind *>(palloc(sizeof(ValueKind) * Max(desc->natts, 1)));
-    e->is_key = static_cast<bool *>(palloc0(sizeof(bool) * Max(desc->natts, 1)));
-    e->out_funcs = static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo) * Max(desc->natts, 1)));
-    e->raw_text = static_cast<bool *>(palloc0(sizeof(bool) * Max(desc->natts, 1)));
-    e->varlena = static_cast<bool *>(palloc0(sizeof(bool) * Max(desc->natts, 1)));
     if (e->emit) {
-        Bitmapset *key = nullptr;
-        Oid keyidx = RelationGetReplicaIndex(rel);
-        if (!OidIsValid(keyidx)) keyidx = RelationGetPrimaryKeyIndex(rel);
-        if (OidIsValid(keyidx)) {
-            Relation idx = RelationIdGetRelation(keyidx);
-            for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
-                key = bms_add_member(key, idx->rd_index->indkey.values[i]);
-            RelationClose(idx);
-        }
-        for (int i = 0; i < desc->natts; i++) {
-            Form_pg_attribute att = TupleDescAttr(desc, i);
+        // Columns, key and types are the publishing relation's; values are read from this
+        // relation's tuples through the map by name (a partition may order its columns otherwise,
+        // or have dropped some).
+        Relation pub = e->publish_relid == relid ? rel : RelationIdGetRelation(e->publish_relid);
+        if (!RelationIsValid(pub)) elog(ERROR, "stategrid_ivm: could not open relation %u", e->publish_relid);
+        TupleDesc pdesc = RelationGetDescr(pub);
+        AttrMap *map = pub == rel ? nullptr : build_attrmap_by_name(desc, pdesc);
+        Bitmapset *key = key_columns(pub);
+        // A partition's old tuples hold its own identity: its primary key (the table's), or every
+        // column; under another index or NOTHING they cannot say which row of the table went.
+        e->key_usable = pub == rel || e->replident == REPLICA_IDENTITY_FULL ||
+                        (e->replident == REPLICA_IDENTITY_DEFAULT && OidIsValid(RelationGetPrimaryKeyIndex(rel)));
+        int n = Max(pdesc->natts, 1);
+        e->attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * n));
+        e->pub_attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * n));
+        e->kinds = static_cast<ValueKind *>(palloc(sizeof(ValueKind) * n));
+        e->is_key = static_cast<bool *>(palloc0(sizeof(bool) * n));
+        e->out_funcs = static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo) * n));
+        e->raw_text = static_cast<bool *>(palloc0(sizeof(bool) * n));
+        e->varlena = static_cast<bool *>(palloc0(sizeof(bool) * n));
+        for (int i = 0; i < pdesc->natts; i++) {
+            Form_pg_attribute att = TupleDescAttr(pdesc, i);
             if (att->attisdropped || att->attgenerated) continue;
             int c = e->ncols++;
-            e->attnums[c] = att->attnum;
+            e->pub_attnums[c] = att->attnum;
+            e->attnums[c] = map ? map->attnums[i] : att->attnum;
             e->kinds[c] = kind_for_type(att->atttypid);
             e->is_key[c] = bms_is_member(att->attnum, key);
             e->varlena[c] = att->attlen == -1;
@@ -206,6 +291,7 @@ RelEntry *get_rel_entry(PluginState *st, Relation rel) {
                 }
             }
         }
+        if (pub != rel) RelationClose(pub);
     }
     MemoryContextSwitchTo(old);
     e->valid = true;
@@ -215,6 +301,19 @@ RelEntry *get_rel_entry(PluginState *st, Relation rel) {
             MemoryContextAlloc(GetMemoryChunkContext(st), sizeof(WireValue) * st->wire_cap));
     }
     return e;
+}
+
+// The entry of the relation a change is emitted as (built if need be).
+RelEntry *publishing_entry(PluginState *st, RelEntry *e) {
+    if (e->publish_relid == e->relid) return e;
+    Oid relid = e->publish_relid;
+    RelEntry *p = static_cast<RelEntry *>(hash_search(rel_cache, &relid, HASH_FIND, nullptr));
+    if (p && p->valid) return p;
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel)) elog(ERROR, "stategrid_ivm: could not open relation %u", relid);
+    p = get_rel_entry(st, rel);
+    RelationClose(rel);
+    return p;
 }
 
 // Reads one tuple into wire values (all columns, or only key columns). PostgreSQL calls only;
@@ -335,7 +434,7 @@ void ensure_relation(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, RelEntr
     Oid *types = static_cast<Oid *>(palloc(sizeof(Oid) * Max(n, 1)));
     int32 *typmods = static_cast<int32 *>(palloc(sizeof(int32) * Max(n, 1)));
     for (int c = 0; c < n; c++) {
-        Form_pg_attribute att = TupleDescAttr(desc, e->attnums[c] - 1);
+        Form_pg_attribute att = TupleDescAttr(desc, e->pub_attnums[c] - 1);
         names[c] = pstrdup(NameStr(att->attname));
         types[c] = att->atttypid;
         typmods[c] = att->atttypmod;
@@ -352,6 +451,140 @@ void ensure_relation(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, RelEntr
         encoder.relation(m);
     });
     write_encoded(ctx, false);
+}
+
+void write_resync(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Oid relid, ResyncReason reason, Oid partition) {
+    PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
+    ensure_begin(ctx, txn);
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel)) elog(ERROR, "stategrid_ivm: could not open relation %u", relid);
+    RelEntry *e = get_rel_entry(st, rel);
+    RelationClose(rel);
+    ensure_relation(ctx, txn, e);
+    char *nsp = get_namespace_name(get_rel_namespace(partition));
+    char *name = get_rel_name(partition);
+    const char *shown = nsp && name ? quote_qualified_identifier(nsp, name) : psprintf("with OID %u", partition);
+    pg::run_cpp([&] {
+        encoder.clear();
+        encoder.resync(ResyncMessage{relid, reason, shown});
+    });
+    write_encoded(ctx, true);
+}
+
+// The partitions of a table, all levels, the table included: sorted.
+void read_members(PartitionTree *t) {
+    List *all = find_all_inheritors(t->relid, NoLock, nullptr);
+    t->nmembers = list_length(all);
+    t->members = static_cast<Oid *>(palloc(sizeof(Oid) * Max(t->nmembers, 1)));
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, all) t->members[i++] = lfirst_oid(lc);
+    list_free(all);
+    qsort(t->members, t->nmembers, sizeof(Oid), oid_cmp);
+}
+
+bool is_member(const PartitionTree *t, Oid relid) {
+    return bsearch(&relid, t->members, t->nmembers, sizeof(Oid), oid_cmp) != nullptr;
+}
+
+// The selected partitioned tables, looked up at the first transaction (its catalog snapshot is
+// where the stream starts). Selection by OID, or by name (a bare name: on the search_path).
+void find_trees(PluginState *st) {
+    st->trees_known = true;
+    List *candidates = NIL;
+    for (int i = 0; i < st->opts.nrelids; i++) candidates = lappend_oid(candidates, st->opts.relids[i]);
+    ListCell *lc;
+    foreach (lc, st->opts.table_names) {
+        const char *n = static_cast<const char *>(lfirst(lc));
+        const char *dot = strchr(n, '.');
+        Oid nsp = dot ? get_namespace_oid(pnstrdup(n, dot - n), true) : InvalidOid;
+        Oid relid = dot ? (OidIsValid(nsp) ? get_relname_relid(dot + 1, nsp) : InvalidOid) : RelnameGetRelid(n);
+        if (OidIsValid(relid)) candidates = lappend_oid(candidates, relid);
+    }
+    if (!st->opts.filter_tables) {
+        // every table is selected: every partitioned table that is not a partition is a tree
+        Relation classes = table_open(RelationRelationId, AccessShareLock);
+        SysScanDesc scan = systable_beginscan(classes, InvalidOid, false, nullptr, 0, nullptr);
+        while (HeapTuple tup = systable_getnext(scan)) {
+            Form_pg_class c = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup));
+            if (c->relkind == RELKIND_PARTITIONED_TABLE && !c->relispartition) candidates = lappend_oid(candidates, c->oid);
+        }
+        systable_endscan(scan);
+        table_close(classes, AccessShareLock);
+    }
+    foreach (lc, candidates) {
+        Oid relid = lfirst_oid(lc);
+        if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE) continue;
+        PartitionTree *t = static_cast<PartitionTree *>(palloc0(sizeof(PartitionTree)));
+        t->relid = relid;
+        read_members(t);
+        st->trees = lappend(st->trees, t);
+    }
+    list_free(candidates);
+}
+
+bool xid_of_transaction(ReorderBufferTXN *txn, TransactionId xid) {
+    if (!TransactionIdIsValid(xid)) return false;
+    if (TransactionIdEquals(txn->xid, xid)) return true;
+    // (dlist_foreach and dlist_container do not compile as C++)
+    const dlist_node *head = &txn->subtxns.head;
+    for (const dlist_node *n = head->next; n && n != head; n = n->next) {
+        const ReorderBufferTXN *sub = reinterpret_cast<const ReorderBufferTXN *>(
+            reinterpret_cast<const char *>(n) - offsetof(ReorderBufferTXN, node));
+        if (TransactionIdEquals(sub->xid, xid)) return true;
+    }
+    return false;
+}
+
+// A relation created by this transaction: the row of its ctid column in pg_attribute, written
+// once by CREATE TABLE and never updated (ATTACH PARTITION, renames and the like update the
+// table's other catalog rows), carries the creating transaction's xid.
+bool created_in(ReorderBufferTXN *txn, Oid relid) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(SelfItemPointerAttributeNumber));
+    if (!HeapTupleIsValid(tup)) return false;
+    bool created = xid_of_transaction(txn, HeapTupleHeaderGetXmin(tup->t_data));
+    ReleaseSysCache(tup);
+    return created;
+}
+
+// At the commit of a transaction that changed the catalog: did a selected partitioned table
+// gain or lose rows without row changes? A partition that joined with rows (ATTACH PARTITION of
+// a table that existed before the transaction, or got rows in it before it joined), one that
+// left (DETACH PARTITION, DROP TABLE) or one that left after its rows were emitted in this
+// transaction: say so with a Resync message. A partition created in the transaction as a
+// partition (CREATE TABLE ... PARTITION OF) had all its rows emitted.
+void check_trees(LogicalDecodingContext *ctx, ReorderBufferTXN *txn) {
+    PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
+    catalog_changed = false;
+    ListCell *lc;
+    foreach (lc, st->trees) {
+        PartitionTree *t = static_cast<PartitionTree *>(lfirst(lc));
+        PartitionTree now = *t;
+        read_members(&now);
+        Oid partition = InvalidOid;
+        ResyncReason reason = ResyncReason::PartitionDetached;
+        for (int i = 0; i < t->nmembers && !OidIsValid(partition); i++)
+            if (!is_member(&now, t->members[i])) partition = t->members[i];
+        for (int i = 0; i < now.nmembers && !OidIsValid(partition); i++) {
+            Oid m = now.members[i];
+            if (is_member(t, m)) continue;
+            RelEntry *e = static_cast<RelEntry *>(hash_search(rel_cache, &m, HASH_FIND, nullptr));
+            if (!created_in(txn, m) || (e && e->skipped_xid == txn->xid)) {
+                partition = m;
+                reason = ResyncReason::PartitionAttached;
+            }
+        }
+        if (!OidIsValid(partition) && have_partition_entries) {
+            HASH_SEQ_STATUS seq;
+            hash_seq_init(&seq, rel_cache);
+            while (RelEntry *e = static_cast<RelEntry *>(hash_seq_search(&seq)))
+                if (e->emitted_xid == txn->xid && e->emitted_as == t->relid && !is_member(&now, e->relid))
+                    partition = e->relid;  // (no break: the scan must run to its end)
+        }
+        pfree(t->members);
+        *t = now;
+        if (OidIsValid(partition)) write_resync(ctx, txn, t->relid, reason, partition);
+    }
 }
 
 // ---- callbacks ---------------------------------------------------------------------------
@@ -438,11 +671,22 @@ static void sg_shutdown(LogicalDecodingContext *ctx) {
 }
 
 static void sg_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn) {
-    static_cast<PluginState *>(ctx->output_plugin_private)->xact_begun = false;
+    PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
+    st->xact_begun = false;
+    if (!st->trees_known) {
+        MemoryContext old = MemoryContextSwitchTo(ctx->context);
+        find_trees(st);
+        MemoryContextSwitchTo(old);
+    }
 }
 
 static void sg_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr commit_lsn) {
     PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
+    if (catalog_changed && st->trees) {
+        MemoryContext old = MemoryContextSwitchTo(ctx->context);
+        check_trees(ctx, txn);
+        MemoryContextSwitchTo(old);
+    }
     if (!st->xact_begun) return;  // nothing of interest in this transaction
     CommitMessage c;
     c.commit_lsn = commit_lsn;
@@ -459,7 +703,10 @@ static void sg_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relati
                       ReorderBufferChange *change) {
     PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
     RelEntry *e = get_rel_entry(st, relation);
-    if (!e->emit) return;
+    if (!e->emit) {
+        e->skipped_xid = txn->xid;  // (rows of a table that may become a partition in this transaction)
+        return;
+    }
 
     MessageKind kind;
     switch (change->action) {
@@ -469,7 +716,9 @@ static void sg_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relati
         default: return;
     }
     ensure_begin(ctx, txn);
-    ensure_relation(ctx, txn, e);
+    ensure_relation(ctx, txn, publishing_entry(st, e));
+    e->emitted_xid = txn->xid;
+    e->emitted_as = e->publish_relid;
 
     MemoryContext old = MemoryContextSwitchTo(st->change_cxt);
     TupleDesc desc = RelationGetDescr(relation);
@@ -482,7 +731,9 @@ static void sg_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relati
     if (kind != MessageKind::Insert && oldtup) {
         old_kind = e->replident == REPLICA_IDENTITY_FULL ? OldRowKind::Full : OldRowKind::Key;
         heap_deform_tuple(oldtup, desc, e->values, e->nulls);
-        nold = gather_values(st, e, oldtup, old_kind == OldRowKind::Key, false);
+        // (a partition under another identity than the table's key: an empty key, which the
+        // consumer refuses, rather than a wrong one)
+        nold = e->key_usable ? gather_values(st, e, oldtup, old_kind == OldRowKind::Key, false) : 0;
         old_values = static_cast<WireValue *>(palloc(sizeof(WireValue) * Max(nold, 1)));
         memcpy(old_values, st->wire, sizeof(WireValue) * nold);
     } else if (kind == MessageKind::Delete) {
@@ -493,7 +744,7 @@ static void sg_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relati
         heap_deform_tuple(newtup, desc, e->values, e->nulls);
         nnew = gather_values(st, e, newtup, false, kind == MessageKind::Update);
     }
-    uint32_t relid = e->relid;
+    uint32_t relid = e->publish_relid;
     pg::run_cpp([&] {
         encoder.clear();
         encoder.row_header(kind, relid);
@@ -516,9 +767,24 @@ static void sg_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int 
     PluginState *st = static_cast<PluginState *>(ctx->output_plugin_private);
     Oid *relids = static_cast<Oid *>(palloc(sizeof(Oid) * Max(nrelations, 1)));
     int n = 0;
+    auto truncated = [&](Oid relid) {
+        for (int i = 0; i < nrelations; i++)
+            if (RelationGetRelid(relations[i]) == relid) return true;
+        return false;
+    };
     for (int i = 0; i < nrelations; i++) {
         RelEntry *e = get_rel_entry(st, relations[i]);
-        if (!e->emit) continue;
+        if (!e->emit) {
+            e->skipped_xid = txn->xid;
+            continue;
+        }
+        if (e->publish_relid != e->relid) {
+            // A partition: TRUNCATE of its table lists the table too (and says it all); of the
+            // partition alone, its rows leave the table, and the stream cannot say which.
+            Oid table = e->publish_relid;
+            if (!truncated(table)) write_resync(ctx, txn, table, ResyncReason::PartitionTruncated, e->relid);
+            continue;
+        }
         ensure_begin(ctx, txn);
         ensure_relation(ctx, txn, e);
         relids[n++] = e->relid;

@@ -72,6 +72,7 @@ struct SourceRow {
     Oid mirror_relid;
     std::string source_name;
     bool exists;
+    std::string inheritance_child;  // a table that inherits from it (not a partition), if any
 };
 
 // A statement of a view's plan, prepared on first use and kept for the session.
@@ -117,6 +118,13 @@ std::string drop_view_advice(const std::string &view) {
 // add_view committed while a batch ran: the batch is redone with the new view set.
 struct ViewSetChanged : std::runtime_error {
     ViewSetChanged() : std::runtime_error("the pipeline's views changed during the batch") {}
+};
+
+// A partitioned source gained or lost rows by DDL (a Resync message): the batch is dropped and
+// the pipeline backfills again, which copies the sources as they are now and skips, in the
+// stream, what the copy holds (the Resync's transaction included).
+struct SourcesChanged : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 // Runs f with the bootstrap superuser's rights (slot functions, our catalog), then returns to
@@ -172,6 +180,7 @@ private:
     void handle_message(const Message &m);
     void flush_all();
     void record_error(const std::string &message, const std::string &detail);
+    void backfill_again(const std::string &why);
     void abort_batch();
     void stop_and_exit(const char *why);
     void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
@@ -308,7 +317,10 @@ void PipelineWorker::load_pipeline() {
         int rc = as_superuser([&] {
             return SPI_execute_with_args(
                 "SELECT source_relid, ods_relid, source_name,"
-                " EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.source_relid)"
+                " EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = s.source_relid),"
+                " (SELECT i.inhrelid::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i"
+                "  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+                "  WHERE i.inhparent = s.source_relid AND NOT c.relispartition ORDER BY 1 LIMIT 1)"
                 " FROM stategrid_ivm.source s WHERE pipeline_id = $1 ORDER BY source_relid",
                 1, &argtype, &arg, nullptr, true, 0);
         });
@@ -321,12 +333,22 @@ void PipelineWorker::load_pipeline() {
         s.mirror_relid = static_cast<Oid>(std::stoul(text_of(st, SPI_tuptable->tupdesc, 2, &isnull)));
         s.source_name = text_of(st, SPI_tuptable->tupdesc, 3, &isnull);
         s.exists = text_of(st, SPI_tuptable->tupdesc, 4, &isnull) == "t";
+        s.inheritance_child = text_of(st, SPI_tuptable->tupdesc, 5, &isnull);
         sources_.push_back(s);
     }
-    for (const SourceRow &s : sources_)
+    for (const SourceRow &s : sources_) {
         if (!s.exists)
             throw std::runtime_error("source table " + s.source_name + " of pipeline \"" + p_.name +
                                      "\" was dropped; drop the pipeline and create it again");
+        // Rows of an inheritance child are logged as the child's and copied by nobody: refuse
+        // to go on rather than leave them out of a table that reads them through the parent.
+        if (!s.inheritance_child.empty())
+            throw std::runtime_error(
+                "source table " + s.source_name + " of pipeline \"" + p_.name + "\" has an inheritance child, " +
+                s.inheritance_child + " (ALTER TABLE ... INHERIT), whose rows the pipeline cannot follow; remove it"
+                " with ALTER TABLE " + s.inheritance_child + " NO INHERIT " + s.source_name +
+                " and the pipeline goes on, or use declarative partitioning (PARTITION BY), whose partitions it follows");
+    }
     // Mirrors for new sources; forget those of removed ones.
     std::map<Oid, std::unique_ptr<MirrorTable>> next;
     for (const SourceRow &s : sources_) {
@@ -611,7 +633,10 @@ void PipelineWorker::backfill() {
             int rc = as_superuser([&] {
                 return SPI_execute_with_args(
                     "SELECT format('DELETE FROM %s', $2::regclass), "
-                    " format('INSERT INTO %s (%s) SELECT %s FROM ONLY %s', $2::regclass, cols, cols, $1::regclass) FROM ("
+                    // a partitioned table is read whole, partitions included
+                    " format('INSERT INTO %s (%s) SELECT %s FROM %s%s', $2::regclass, cols, cols,"
+                    "        CASE (SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1) WHEN 'p' THEN '' ELSE 'ONLY ' END,"
+                    "        $1::regclass) FROM ("
                     " SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) AS cols"
                     " FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attribute m"
                     "   ON m.attrelid = $2 AND m.attname = a.attname AND NOT m.attisdropped AND m.attgenerated = ''"
@@ -729,9 +754,10 @@ void PipelineWorker::handle_message(const Message &m) {
             if (skipping_) break;
             if (MirrorTable *t = mirror_for(m.row.relid)) {
                 if (!t->described()) throw FormatError("row change before its relation message");
-                if (m.kind == MessageKind::Delete && m.row.old_kind == OldRowKind::Key && m.row.old_row.empty())
+                if (m.kind != MessageKind::Insert && m.row.old_kind == OldRowKind::Key && m.row.old_row.empty())
                     throw std::runtime_error(
-                        "a DELETE from source table " + t->source_name() +
+                        std::string(m.kind == MessageKind::Delete ? "a DELETE from" : "an UPDATE of the key of") +
+                        " source table " + t->source_name() +
                         " carries no key (its REPLICA IDENTITY is NOTHING, or it lost its primary key), so the"
                         " pipeline cannot tell which row went; give the table its key back (REPLICA IDENTITY DEFAULT"
                         " with a primary key), then rebuild the pipeline: SELECT stategrid_ivm.rebuild_pipeline('" +
@@ -750,6 +776,13 @@ void PipelineWorker::handle_message(const Message &m) {
                     rows_applied_++;
                 }
             }
+            break;
+        case MessageKind::Resync:
+            // (in a transaction the last backfill's copy already holds, it says nothing new)
+            if (skipping_) break;
+            if (MirrorTable *t = mirror_for(m.resync.relid))
+                throw SourcesChanged("partition " + m.resync.partition + " of source table " + t->source_name() + " was " +
+                                     resync_reason_text(m.resync.reason));
             break;
         case MessageKind::Commit:
             last_seen_end_lsn_ = m.commit.end_lsn;
@@ -1084,6 +1117,27 @@ void PipelineWorker::record_error(const std::string &message, const std::string 
     commit_xact();
 }
 
+// The next step backfills: the mirrors are copied again from the sources as they are now.
+void PipelineWorker::backfill_again(const std::string &why) {
+    pg_call([&] {
+        ereport(LOG, (errmsg("stategrid_ivm: pipeline \"%s\" copies its sources again: %s", p_.name.c_str(), why.c_str()),
+                      errdetail("The rows of a partition that joins or leaves a table, or is truncated alone, are not in "
+                                "the change stream.")));
+    });
+    begin_xact();
+    pg_call([&] {
+        Datum arg = Int32GetDatum(pipeline_id_);
+        Oid type = INT4OID;
+        int rc = as_superuser([&] {
+            return SPI_execute_with_args(
+                "UPDATE stategrid_ivm.pipeline SET state = 'backfilling' WHERE pipeline_id = $1 AND state IN ('running', 'error')",
+                1, &type, &arg, nullptr, false, 0);
+        });
+        if (rc != SPI_OK_UPDATE) elog(ERROR, "stategrid_ivm: could not record the new backfill");
+    });
+    commit_xact();
+}
+
 void PipelineWorker::run() {
     pg_call([&] {
         LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -1119,6 +1173,14 @@ void PipelineWorker::run() {
         } catch (const ViewSetChanged &) {
             abort_batch();
             views_version_ = -1;
+            continue;
+        } catch (const SourcesChanged &e) {
+            abort_batch();
+            try {
+                backfill_again(e.what());
+            } catch (PgError &) {
+                pg_call([] { AbortCurrentTransaction(); });
+            }
             continue;
         } catch (const std::exception &e) {
             error = e.what();

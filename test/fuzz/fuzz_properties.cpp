@@ -238,6 +238,7 @@ void check_change_format(std::string_view input) {
         std::string plain = format_text(m);
         uint32_t shown_relid = is_row ? m.row.relid : 0;
         if (m.kind == MessageKind::Truncate && !m.truncate.relids.empty()) shown_relid = m.truncate.relids[0];
+        if (m.kind == MessageKind::Resync) shown_relid = m.resync.relid;
         RelationMessage named = relation_for(shown_relid);
         std::string with_names = format_text(m, [&](uint32_t relid) -> const RelationMessage * {
             return relid == named.relid ? &named : nullptr;
@@ -245,7 +246,7 @@ void check_change_format(std::string_view input) {
         static const std::map<MessageKind, std::string> prefix = {
             {MessageKind::Begin, "BEGIN "},   {MessageKind::Relation, "RELATION "}, {MessageKind::Insert, "table "},
             {MessageKind::Update, "table "},  {MessageKind::Delete, "table "},      {MessageKind::Truncate, "TRUNCATE"},
-            {MessageKind::Commit, "COMMIT "},
+            {MessageKind::Resync, "RESYNC "},     {MessageKind::Commit, "COMMIT "},
         };
         const std::string &p = prefix.at(m.kind);
         require(plain.compare(0, p.size(), p) == 0 && with_names.compare(0, p.size(), p) == 0,

@@ -125,6 +125,10 @@ int main(int argc, char **argv) {
     trunc.kind = MessageKind::Truncate;
     trunc.truncate = TruncateMessage{{kReading, kUser}, true, true};
     write("change_format", "truncate", encode(trunc));
+    Message resync;
+    resync.kind = MessageKind::Resync;
+    resync.resync = ResyncMessage{kReading, ResyncReason::PartitionAttached, "public.pc_2024_03"};
+    write("change_format", "resync", encode(resync));
     Message commit;
     commit.kind = MessageKind::Commit;
     commit.commit = CommitMessage{0x16B3748, 0x16B3778, kTs};

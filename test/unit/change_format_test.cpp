@@ -184,6 +184,13 @@ Message msg(const RowMessage &r) {
     m.row = r;
     return m;
 }
+Message msg(const ResyncMessage &r) {
+    Message m;
+    m.kind = MessageKind::Resync;
+    m.resync = r;
+    return m;
+}
+
 Message msg(const TruncateMessage &t) {
     Message m;
     m.kind = MessageKind::Truncate;
@@ -331,6 +338,9 @@ std::vector<Message> sample_messages() {
     v.push_back(msg(del(kPowerUserRelid, OldRowKind::Key, {})));
     v.push_back(msg(TruncateMessage{{kPowerUserRelid, kPowerConsumptionRelid}, true, true}));
     v.push_back(msg(TruncateMessage{{}, false, false}));
+    v.push_back(msg(ResyncMessage{kPowerConsumptionRelid, ResyncReason::PartitionAttached, "public.pc_2024_03"}));
+    v.push_back(msg(ResyncMessage{kPowerConsumptionRelid, ResyncReason::PartitionDetached, ""}));
+    v.push_back(msg(ResyncMessage{kPowerConsumptionRelid, ResyncReason::PartitionTruncated, "s.p"}));
     v.push_back(msg(CommitMessage{0x16B3748, 0x16B3778, kTs20240315_0830}));
     return v;
 }
@@ -672,12 +682,12 @@ TEST(ChangeFormatEncoder, RejectsMisuse) {
 
 // ---- golden bytes: a change here is a change of the wire format (bump kFormatVersion) ----------
 
-TEST(ChangeFormatGolden, FormatVersionIsOne) { EXPECT_EQ(kFormatVersion, 1); }
+TEST(ChangeFormatGolden, FormatVersionIsTwo) { EXPECT_EQ(kFormatVersion, 2); }
 
 TEST(ChangeFormatGolden, Begin) {
     Message m = msg(BeginMessage{742, kTs20240315_0830, 0x16B3748});
     const std::string golden =
-        "01"                 // format version
+        "02"                 // format version
         "42"                 // 'B'
         "000002e6"           // xid 742
         "0002b6ad9511f200"   // commit time 2024-03-15 08:30:00 (us since 2000)
@@ -691,7 +701,7 @@ TEST(ChangeFormatGolden, Insert) {
                                              Value::int32(-7), Value::timestamp(kTs20240315_0830),
                                              Value::timestamptz(-1), Value::date(kDate20240315)}));
     const std::string golden =
-        "01"                          // format version
+        "02"                          // format version
         "49"                          // 'I'
         "00004001"                    // relid 16385
         "0007"                        // 7 values
@@ -710,7 +720,7 @@ TEST(ChangeFormatGolden, Insert) {
 TEST(ChangeFormatGolden, RelationUpdateDeleteTruncateCommit) {
     RelationMessage r{kPowerUserRelid, "public", "t", {{"id", kInt8Oid, -1, true}, {"v", kVarcharOid, 104, false}}};
     EXPECT_EQ(hex(encode(msg(r))),
-              "0152" "00004001"
+              "0252" "00004001"
               "00000006" "7075626c6963"                   // "public"
               "00000001" "74"                             // "t"
               "0002"                                      // 2 columns
@@ -718,15 +728,28 @@ TEST(ChangeFormatGolden, RelationUpdateDeleteTruncateCommit) {
               "00000001" "76" "00000413" "00000068" "00");  // v varchar(100) not key
     EXPECT_EQ(hex(encode(msg(update(kPowerUserRelid, OldRowKind::Key, {Value::int64(1)},
                                     {Value::int64(2), Value::unchanged_toast()})))),
-              "0155" "00004001" "4b" "0001" "6c0000000000000001" "0002" "6c0000000000000002" "75");
+              "0255" "00004001" "4b" "0001" "6c0000000000000001" "0002" "6c0000000000000002" "75");
     EXPECT_EQ(hex(encode(msg(update(kPowerUserRelid, OldRowKind::None, {}, {Value::int64(2)})))),
-              "0155" "00004001" "4e" "0001" "6c0000000000000002");
+              "0255" "00004001" "4e" "0001" "6c0000000000000002");
     EXPECT_EQ(hex(encode(msg(del(kPowerUserRelid, OldRowKind::Full, {Value::int64(2), Value::null()})))),
-              "0144" "00004001" "4f" "0002" "6c0000000000000002" "6e");
+              "0244" "00004001" "4f" "0002" "6c0000000000000002" "6e");
     EXPECT_EQ(hex(encode(msg(TruncateMessage{{kPowerUserRelid, kPowerConsumptionRelid}, false, true}))),
-              "0154" "02" "00000002" "00004001" "00004010");
+              "0254" "02" "00000002" "00004001" "00004010");
     EXPECT_EQ(hex(encode(msg(CommitMessage{0x16B3748, 0x16B3778, kTs20240315_0830}))),
-              "0143" "00000000016b3748" "00000000016b3778" "0002b6ad9511f200");
+              "0243" "00000000016b3748" "00000000016b3778" "0002b6ad9511f200");
+}
+
+TEST(ChangeFormatGolden, Resync) {
+    const std::string golden = "0253" "00004010" "64" "00000003" "732e70";  // relid, 'd', "s.p"
+    Message m = msg(ResyncMessage{kPowerConsumptionRelid, ResyncReason::PartitionDetached, "s.p"});
+    EXPECT_EQ(hex(encode(m)), golden);
+    EXPECT_EQ(decode(unhex(golden)), m);
+    std::string bad = unhex(golden);
+    for (int reason = 0; reason < 256; reason++) {
+        if (std::string("adt").find(static_cast<char>(reason)) != std::string::npos) continue;
+        bad[6] = static_cast<char>(reason);
+        EXPECT_EQ(decode_error(bad), "unknown resync reason") << reason;
+    }
 }
 
 // ---- malformed input ------------------------------------------------------------------------
@@ -771,11 +794,11 @@ TEST(ChangeFormatDecode, RejectsTrailingBytes) {
 TEST(ChangeFormatDecode, RejectsOtherFormatVersions) {
     for (const Message &m : sample_messages()) {
         std::string bytes = encode(m);
-        for (int version : {0, 2, 0x7f, 0xff}) {
+        for (int version : {0, 1, 3, 0x7f, 0xff}) {
             bytes[0] = static_cast<char>(version);
             std::string err = decode_error(bytes);
             EXPECT_TRUE(contains(err, "unsupported change format version " + std::to_string(version)));
-            EXPECT_TRUE(contains(err, "this build reads 1"));
+            EXPECT_TRUE(contains(err, "this build reads 2"));
             EXPECT_THROW(peek_kind(bytes), FormatError);
         }
     }
@@ -784,7 +807,7 @@ TEST(ChangeFormatDecode, RejectsOtherFormatVersions) {
 TEST(ChangeFormatDecode, RejectsUnknownMessageKinds) {
     std::string bytes = encode(msg(BeginMessage{1, 2, 3}));
     for (int kind = 0; kind < 256; kind++) {
-        if (std::string("BRIUDTC").find(static_cast<char>(kind)) != std::string::npos) continue;
+        if (std::string("BRIUDTSC").find(static_cast<char>(kind)) != std::string::npos) continue;
         bytes[1] = static_cast<char>(kind);
         EXPECT_THROW(decode(bytes), FormatError) << kind;
     }
@@ -873,16 +896,16 @@ TEST(ChangeFormatDecode, RejectsUnknownFlags) {
 
 TEST(ChangeFormatDecode, HugeCountsFailAsTruncationNotAllocation) {
     // A text length of 4 GB with nothing behind it.
-    std::string text = unhex("0149" "00000001" "0001" "74" "ffffffff");
+    std::string text = unhex("0249" "00000001" "0001" "74" "ffffffff");
     EXPECT_TRUE(contains(decode_error(text), "truncated while reading text value"));
     // A schema name of 4 GB.
-    std::string rel = unhex("0152" "00000001" "fffffff0" "41");
+    std::string rel = unhex("0252" "00000001" "fffffff0" "41");
     EXPECT_TRUE(contains(decode_error(rel), "truncated while reading schema name"));
     // 4 billion truncated relations.
-    std::string tr = unhex("0154" "00" "ffffffff" "00000001");
+    std::string tr = unhex("0254" "00" "ffffffff" "00000001");
     EXPECT_TRUE(contains(decode_error(tr), "truncated while reading relid"));
     // 65535 values announced, one present.
-    std::string row = unhex("0149" "00000001" "ffff" "6e");
+    std::string row = unhex("0249" "00000001" "ffff" "6e");
     EXPECT_TRUE(contains(decode_error(row), "truncated while reading value kind"));
 }
 
@@ -897,8 +920,8 @@ TEST(ChangeFormatDecode, RejectsEmptyInput) {
 
 TEST(ChangeFormatPeek, ReadsOnlyTheHeader) {
     for (const Message &m : sample_messages()) EXPECT_EQ(peek_kind(encode(m)), m.kind);
-    for (char k : {'B', 'R', 'I', 'U', 'D', 'T', 'C'}) {
-        std::string header = {'\1', k};
+    for (char k : {'B', 'R', 'I', 'U', 'D', 'T', 'S', 'C'}) {
+        std::string header = {'\2', k};
         EXPECT_EQ(peek_kind(header), static_cast<MessageKind>(k));
         EXPECT_THROW(decode(header), FormatError);  // the body is missing
     }
@@ -1042,6 +1065,13 @@ TEST(ChangeFormatText, BeginCommitRelationTruncate) {
     EXPECT_EQ(format_text(msg(t), cat.lookup()), "TRUNCATE cascade restart_identity: public.power_consumption, #999");
     t.cascade = false;
     EXPECT_EQ(format_text(msg(t), cat.lookup()), "TRUNCATE restart_identity: public.power_consumption, #999");
+
+    ResyncMessage r{kPowerConsumptionRelid, ResyncReason::PartitionAttached, "public.pc_2024_03"};
+    EXPECT_EQ(format_text(msg(r), cat.lookup()), "RESYNC public.power_consumption: partition public.pc_2024_03 attached");
+    r.reason = ResyncReason::PartitionDetached;
+    EXPECT_EQ(format_text(msg(r)), "RESYNC #16400: partition public.pc_2024_03 detached or dropped");
+    r.reason = ResyncReason::PartitionTruncated;
+    EXPECT_EQ(format_text(msg(r)), "RESYNC #16400: partition public.pc_2024_03 truncated");
 }
 
 TEST(ChangeFormatText, RowsNameTheirColumns) {
