@@ -42,10 +42,25 @@ std::string cte_name(const ViewInput &in) { return "sgivm_in_" + std::to_string(
 // first; a self-join's second reference stays the whole table.
 std::string replace_input(const std::string &deparsed, const ViewInput &in) {
     const std::string needle = in.qualified + " ";
-    for (size_t found = deparsed.find(needle); found != std::string::npos; found = deparsed.find(needle, found + 1)) {
-        char before = found == 0 ? ' ' : deparsed[found - 1];
-        if (before == ' ' || before == '(' || before == '\n')
-            return deparsed.substr(0, found) + cte_name(in) + " " + deparsed.substr(found + needle.size());
+    // The deparser writes string constants as '...' and identifiers as "..." (the quote inside
+    // doubled): a constant or a column alias that happens to contain the table's name is not
+    // the input, and a quote inside the other kind does not end either.
+    char quote = 0;
+    for (size_t i = 0; i < deparsed.size(); i++) {
+        char c = deparsed[i];
+        if (quote) {
+            if (c == quote) {
+                if (i + 1 < deparsed.size() && deparsed[i + 1] == quote)
+                    i++;
+                else
+                    quote = 0;
+            }
+            continue;
+        }
+        char before = i == 0 ? ' ' : deparsed[i - 1];
+        if ((before == ' ' || before == '(' || before == '\n') && deparsed.compare(i, needle.size(), needle) == 0)
+            return deparsed.substr(0, i) + cte_name(in) + " " + deparsed.substr(i + needle.size());
+        if (c == '\'' || c == '"') quote = c;
     }
     throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
 }

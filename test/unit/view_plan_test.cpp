@@ -155,6 +155,20 @@ TEST(ViewPlanProjection, FillAffectedWithoutJoinsReadsOnlyTheFactDelta) {
     ASSERT_EQ(p.indexes.size(), 1u);
 }
 
+TEST(ViewPlanProjection, AStringConstantNamingTheInputIsNotTheInput) {
+    ViewShape s = detail_shape();
+    s.inputs.resize(1);
+    s.joins.clear();
+    // the constant comes first in the text, and names the input followed by a space
+    s.deparsed = "SELECT c.consumption_id, 'it''s dw.ods_power_consumption c' AS note, c.user_id AS \"a'b\"\"c\"\n   FROM "
+                 "dw.ods_power_consumption c";
+    ViewPlan p = plan_view(s);
+    const std::string sql = p.compute + p.recompute;
+    EXPECT_EQ(count_of(sql, "'it''s dw.ods_power_consumption c' AS note"), count_of(sql, "FROM sgivm_in_200 c"));
+    EXPECT_GT(count_of(sql, "FROM sgivm_in_200 c"), 0u);
+    EXPECT_EQ(count_of(sql, "FROM dw.ods_power_consumption c"), 0u);
+}
+
 TEST(ViewPlanProjection, WithoutKeyRemoveCapturesTheWholeScopeTheSecondNullSafe) {
     ViewShape s = detail_shape();
     s.key.clear();
