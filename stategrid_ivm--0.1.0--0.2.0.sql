@@ -658,10 +658,11 @@ SELECT format('SELECT coalesce(sum(greatest(d, 0)), 0) AS missing_rows, coalesce
               ' FROM (SELECT sum(d) AS d FROM (SELECT d, dense_rank() OVER (ORDER BY r USING OPERATOR(pg_catalog.*<)) AS g'
               ' FROM (SELECT 1 AS d, ROW(%s)::record AS r FROM (%s) q UNION ALL SELECT -1, ROW(%s)::record FROM %s t) x) y'
               ' GROUP BY g) z',
-              string_agg(format('q.%I::%s', c, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY n), p_expected,
-              string_agg(format('t.%I', c), ', ' ORDER BY n), p_table)
+              string_agg(format('q.%I', c) || coalesce('::' || format_type(a.atttypid, a.atttypmod), ''), ', ' ORDER BY n),
+              p_expected, string_agg(format('t.%I', c), ', ' ORDER BY n), p_table)
 FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
-JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
+-- (a column the table lacks is named all the same: the comparison fails, naming it)
+LEFT JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 
 -- Anybody who may read the tables compared may compare them; the comparisons run as the
