@@ -782,6 +782,29 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT stategrid_ivm._refresh_view(stategrid_ivm._stamp_caller(), view_name) $$;
 
+-- The statement that compares a maintained table with the rows it should hold (expected: a
+-- query whose columns include p_columns): one row, how many expected rows the table lacks
+-- (missing_rows) and how many it has beyond them (extra_rows), as EXCEPT ALL both ways would
+-- count them, but by binary image (record image equality, *=), as the worker decides that a row
+-- changed (src/core/view_plan.cpp): 1.0 and 1.00, 0 and -0 differ, and json, xml and point
+-- compare. Rows sorted by image are image-equal where they are peers (dense_rank). The
+-- expected values are cast to the table's column types as they are now, as writing them would
+-- cast them (a numeric(15,2) column of an adopted table holds a sum as 3.50).
+CREATE FUNCTION _compare_by_image(p_expected text, p_columns text[], p_table regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT format('SELECT coalesce(sum(greatest(d, 0)), 0) AS missing_rows, coalesce(sum(greatest(-d, 0)), 0) AS extra_rows'
+              ' FROM (SELECT sum(d) AS d FROM (SELECT d, dense_rank() OVER (ORDER BY r USING OPERATOR(pg_catalog.*<)) AS g'
+              ' FROM (SELECT 1 AS d, ROW(%s)::record AS r FROM (%s) q UNION ALL SELECT -1, ROW(%s)::record FROM %s t) x) y'
+              ' GROUP BY g) z',
+              string_agg(format('q.%I', c) || coalesce('::' || format_type(a.atttypid, a.atttypmod), ''), ', ' ORDER BY n),
+              p_expected, string_agg(format('t.%I', c), ', ' ORDER BY n), p_table)
+FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
+-- (a column the table lacks is named all the same: the comparison fails, naming it)
+LEFT JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
 -- Anybody who may read the tables compared may compare them; the comparisons run as the
 -- pipeline's owner, never with the caller's rights (a view's functions are the owner's code).
 CREATE FUNCTION _verify(p_caller oid, p_name text)
@@ -794,7 +817,8 @@ DECLARE
     v_caller oid := stategrid_ivm._caller(p_caller);
     p stategrid_ivm.pipeline;
     r record;
-    v_cols text;
+    v_cols text[];
+    v_view regclass;
     v_counts text[];
     v_denied regclass;
     v_src regclass;
@@ -834,12 +858,10 @@ BEGIN
         END IF;
         -- the owner reads the source: all of its rows, or the comparison means nothing
         PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner, ARRAY[v_src]);
-        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_cols
+        SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO v_cols
         FROM pg_attribute a WHERE a.attrelid = v_src AND a.attnum > 0 AND NOT a.attisdropped;
         v_counts := stategrid_ivm._run_as(p.owner,
-            format('SELECT (SELECT count(*) FROM (SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) m),'
-                   ' (SELECT count(*) FROM (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s) e)',
-                   v_cols, v_src, v_ods));
+            stategrid_ivm._compare_by_image(format('SELECT * FROM %s', v_src), v_cols, v_ods));
         missing_rows := v_counts[1]::bigint;
         extra_rows := v_counts[2]::bigint;
         ok := missing_rows = 0 AND extra_rows = 0;
@@ -847,12 +869,18 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) AND to_regclass(r.view_name) IS NULL THEN
+        v_view := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
+                       ELSE to_regclass(r.view_name) END;
+        IF v_view IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
             CONTINUE;
         END IF;
-        v_counts := stategrid_ivm._run_as(p.owner, r.plan->>'verify');
+        -- the view's columns but its audit (clock) columns
+        SELECT array_agg(c ORDER BY n) INTO v_cols
+        FROM jsonb_array_elements_text(r.plan->'columns') WITH ORDINALITY AS x(c, n)
+        WHERE NOT r.plan->'audit_columns' ? c;
+        v_counts := stategrid_ivm._run_as(p.owner, stategrid_ivm._compare_by_image(r.plan->>'deparsed', v_cols, v_view));
         missing_rows := v_counts[1]::bigint;
         extra_rows := v_counts[2]::bigint;
         ok := missing_rows = 0 AND extra_rows = 0;
@@ -1091,6 +1119,7 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
     _stop_worker(pipeline), _try_view_statements(oid, text, oid[], text[], text[], text[]),
+    _compare_by_image(text, text[], regclass),
     _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text),
     drop_view(regclass, boolean),
     _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]) FROM PUBLIC;

@@ -6,8 +6,7 @@
 // Inputs are the engine's own tables, never live sources.
 #include "core/view_plan.hpp"
 
-#include <algorithm>
-#include <cstring>
+#include <cstdio>
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
@@ -105,21 +104,14 @@ std::string capture(const std::string &modify, const std::string &delta) {
     return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
 }
 
-// Types whose values compare with a default equality that agrees with their text up to
-// representation (1.0 = 1.00, -0 = 0): format_type names, with or without a typmod.
-bool has_plain_equality(const std::string &type) {
-    static const char *const prefixes[] = {"smallint", "integer", "bigint", "numeric", "real", "double precision",
-                                           "text", "character varying", "character", "varchar", "boolean", "date",
-                                           "timestamp", "time", "interval", "uuid", "bytea", "oid", "name"};
-    for (const char *p : prefixes) {
-        size_t n = std::strlen(p);
-        if (type.compare(0, n, p) == 0 && (type.size() == n || type[n] == '(' || type[n] == ' ')) {
-            // "time" must not take "timestamp ..."; both are listed, and the next byte decides
-            return true;
-        }
-    }
-    return false;
-}
+// Whether a row changed is decided by the binary image of its values (record image equality,
+// as REFRESH MATERIALIZED VIEW CONCURRENTLY decides it), not by their types' equality: 1.0 and
+// 1.00, 0 and -0, 'a' and 'A' under a case-insensitive collation are equal, but a reader sees
+// the difference, and a view must print what its query prints now. Image comparison works for
+// every type, also those without an equality (json, xml, point). Finding the row of a key stays
+// with the type's equality, which the unique index enforces. (verify() compares by image too:
+// _compare_by_image in the extension's SQL.)
+std::string row_image(const std::vector<std::string> &values) { return "ROW(" + join(values, ", ") + ")::record"; }
 
 // a.k1 = b.k1 AND ...: never true for a NULL key part (such rows are removed and inserted).
 std::string key_equal(const std::vector<std::string> &key, const std::string &a, const std::string &b) {
@@ -229,38 +221,30 @@ ViewPlan plan_view(const ViewShape &s) {
                           join(cols, ", ") + " FROM " + s.view_table + " WITH NO DATA");
         p.compute = "INSERT INTO " + fresh + " (" + join(cols, ", ") + ") " + query;
         const std::string from_fresh = into_view + "SELECT " + join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n";
-        // A row differs when one of its compared (non-audit) columns does: by the type's own
-        // equality where it surely has one (cheap, and what verify() compares by), by the text
-        // of the value otherwise (json, geometric types and the like have no equality).
-        std::vector<std::string> differ;
-        for (size_t i = 0; i < s.columns.size(); i++) {
-            if (s.audit[i]) continue;
-            if (has_plain_equality(s.types[i]))
-                differ.push_back("t." + cols[i] + " IS DISTINCT FROM n." + cols[i]);
-            else
-                differ.push_back("t." + cols[i] + "::text IS DISTINCT FROM n." + cols[i] + "::text");
+        // A row differs when the image of its compared (non-audit) columns does (NULLs alike).
+        std::vector<std::string> compared_t, compared_n;
+        for (const std::string &c : compared) {
+            compared_t.push_back("t." + c);
+            compared_n.push_back("n." + c);
         }
-        const std::string differs = "(" + join(differ, " OR ") + ")";
+        const std::string differs = row_image(compared_t) + " OPERATOR(pg_catalog.*<>) " + row_image(compared_n);
         // (the scope lets the planner read the view's rows of the touched groups or partitions
         // by index, not the whole view; a key that matches has no NULLs)
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
         const std::string t_in_scope = scope_match(view_scope_t, aff, false);
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
-        //    updated in place: one write per row, and an update that leaves the indexed key
-        //    alone can stay on its page. A view that others read keeps old and new row both.
+        //    updated in place: one write per row, and an update that leaves the indexed key's
+        //    image alone can stay on its page. The key is set too: it may have changed its image
+        //    only (1.0 to 1.00). A view that others read keeps old and new row both.
         std::vector<std::string> set;
-        for (size_t i = 0; i < s.columns.size(); i++)
-            if (std::find(s.key.begin(), s.key.end(), s.columns[i]) == s.key.end())
-                set.push_back(cols[i] + " = n." + cols[i]);
-        if (!set.empty()) {
-            const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " + t_in_scope;
-            const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
-            p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
-                               changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
-                               " SELECT * FROM sgivm_old UNION ALL SELECT * FROM sgivm_new");
-            p.uncaptured.update.push_back(update);
-        }
+        for (const std::string &c : cols) set.push_back(c + " = n." + c);
+        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " + t_in_scope;
+        const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
+        p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
+                           changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
+                           " SELECT * FROM sgivm_old UNION ALL SELECT * FROM sgivm_new");
+        p.uncaptured.update.push_back(update);
         // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
         //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
         //    lacks come.
@@ -275,6 +259,7 @@ ViewPlan plan_view(const ViewShape &s) {
         both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
     }
 
+    // (what verify() of version 0.1.0 runs; later versions compare by image, _compare_by_image)
     std::string q = "SELECT " + join(compared, ", ") + " FROM (" + s.deparsed + ") q";
     std::string t = "SELECT " + join(compared, ", ") + " FROM " + s.view_table;
     p.verify = "SELECT (SELECT count(*) FROM (" + q + " EXCEPT ALL " + t + ") m) AS missing_rows, (SELECT count(*) FROM (" +

@@ -64,7 +64,7 @@ struct ViewPlan {
         std::string recompute, replace_insert;
     } uncaptured;
     std::string populate;               // the whole view, for add_view and refresh_view
-    std::string verify;                 // one row: missing_rows, extra_rows
+    std::string verify;                 // one row: missing_rows, extra_rows (by equality: for 0.1.0's verify)
     std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs
 };
 
