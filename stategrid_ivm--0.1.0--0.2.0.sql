@@ -823,6 +823,7 @@ DECLARE
     v_denied regclass;
     v_src regclass;
     v_ods regclass;
+    v_local boolean;
 BEGIN
     SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
     IF NOT FOUND THEN
@@ -830,11 +831,17 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
     END IF;
+    -- The catalog's OIDs are this database's while the pipeline has its slot here (a renamed
+    -- table is still the pipeline's); a restored catalog holds the dumped cluster's OIDs, which
+    -- may name other relations here, until rebuild_pipeline: then go by name.
+    v_local := stategrid_ivm._has_local_slot(p);
     SELECT t INTO v_denied
-    FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS t FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 2, s.ods_name, s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 3, v.view_id::text, v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x
-    WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.t) AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
+    FROM (SELECT k, n, CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = y.o) THEN y.o
+                            ELSE to_regclass(y.q)::oid END AS t
+          FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS o, s.source_name AS q FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 2, s.ods_name, s.ods_relid, s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 3, v.view_id::text, v.relid, v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) y) x
+    WHERE x.t IS NOT NULL AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
     ORDER BY k, n COLLATE "C"
     LIMIT 1;
     IF FOUND THEN
@@ -845,11 +852,9 @@ BEGIN
     -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
     FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
         view_name := r.ods_name;
-        -- by OID (a renamed source is still its source), else by name (a restored catalog
-        -- holds the dumped cluster's OIDs until rebuild_pipeline)
-        v_src := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
+        v_src := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
                       ELSE to_regclass(r.source_name) END;
-        v_ods := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
+        v_ods := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
                       ELSE to_regclass(r.ods_name) END;
         IF v_src IS NULL OR v_ods IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
@@ -869,7 +874,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        v_view := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
+        v_view := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
                        ELSE to_regclass(r.view_name) END;
         IF v_view IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
