@@ -13,7 +13,7 @@
 # 5. pg_regress:            make installcheck                 (sql/, expected/)
 # 6. isolation specs:       pg_isolation_regress               (test/isolation/specs/*.spec)
 # 7. TAP tests:             prove                              (test/t/*.pl, own clusters; when
-#                           root, a 32 MB tmpfs in SGIVM_TMPFS for t/050_disk_full.pl to fill)
+#                           root, a 32 MB tmpfs in SGIVM_TMPFS for t/060_disk_full.pl to fill)
 # 8. benchmark smoke run:   bench/run --quick                  (own cluster, port
 #                           $SGIVM_BENCH_PORT or 54332; report in build/bench-quick/)
 # The temporary cluster and directories are removed at the end, also on failure or interrupt.
@@ -237,7 +237,7 @@ if [ ${#taps[@]} -gt 0 ]; then
     rm -rf "$TMP/tap/test/tmp_check"
     sg_write_conf "$TMP/tap/extension.conf"
     if sg_is_root; then chown -R postgres:postgres "$TMP/tap"; fi
-    # A small disk that t/050_disk_full.pl fills: a tmpfs owned by the cluster owner. Mounting
+    # A small disk that t/060_disk_full.pl fills: a tmpfs owned by the cluster owner. Mounting
     # needs root; without it the test skips, saying why.
     TMPFS_WHY="scripts/test.sh mounts one when run as root"
     if sg_is_root; then
@@ -276,7 +276,7 @@ if [ ${#taps[@]} -gt 0 ]; then
     if [ "$total" -eq 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
     passed=$((total - failed_asserts))
     [ "$passed" -ge 0 ] || passed=0
-    # a file that skips (t/050_disk_full.pl without a tmpfs) says so in the summary
+    # a file that skips (t/060_disk_full.pl without a tmpfs) says so in the summary
     skipped=$(grep -cE 't/[^ ]+ \.+ skipped:' "$TMP/tap.out")
     record tap "$passed" "$bad" "assertions$([ "$skipped" -eq 0 ] || echo "; $skipped file(s) skipped, see above")"
     if [ "$bad" -ne 0 ]; then
