@@ -8,9 +8,9 @@ PgError::~PgError() {
     if (data_) FreeErrorData(data_);
 }
 
-void PgError::add_context(const std::string &what) {
+void PgError::add_context(const std::string &what, const std::string &after) {
     if (!data_) return;
-    std::string text = what + ": " + (data_->message ? data_->message : "");
+    std::string text = what + ": " + (data_->message ? data_->message : "") + after;
     // where capture_pg_error copied the error
     char *m = static_cast<char *>(MemoryContextAllocExtended(TopMemoryContext, text.size() + 1, MCXT_ALLOC_NO_OOM));
     if (!m) return;
