@@ -8,6 +8,17 @@ PgError::~PgError() {
     if (data_) FreeErrorData(data_);
 }
 
+void PgError::add_context(const std::string &what, const std::string &after) {
+    if (!data_) return;
+    std::string text = what + ": " + (data_->message ? data_->message : "") + after;
+    // where capture_pg_error copied the error
+    char *m = static_cast<char *>(MemoryContextAllocExtended(TopMemoryContext, text.size() + 1, MCXT_ALLOC_NO_OOM));
+    if (!m) return;
+    memcpy(m, text.c_str(), text.size() + 1);
+    if (data_->message) pfree(data_->message);
+    data_->message = m;
+}
+
 ErrorData *capture_pg_error() {
     // ErrorContext is reset by FlushErrorState: copy into a context that survives it. The
     // copy is freed by ~PgError, or by the transaction abort if the error is rethrown.

@@ -37,6 +37,10 @@ public:
         return data_ && data_->message ? data_->message : "PostgreSQL error";
     }
     ErrorData *data() const { return data_; }
+    // Puts what was being done before the message ("maintaining view x: <message>"), and
+    // `after` behind it, keeping the error's code, detail and hint. Never raises: without
+    // memory the message stays.
+    void add_context(const std::string &what, const std::string &after = "");
     // Hands the error back to PostgreSQL (ReThrowError); frees nothing the server needs.
     ErrorData *release() { return std::exchange(data_, nullptr); }
 

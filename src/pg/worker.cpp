@@ -45,11 +45,13 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 #include <string>
 
 #include "core/change_format.hpp"
+#include "core/relation_path.hpp"
 #include "core/snapshot.hpp"
 #include "core/view_plan.hpp"
 #include "pg/change_reader.hpp"
 #include "pg/mirror_table.hpp"
 #include "pg/owner_role.hpp"
+#include "pg/relation_file.hpp"
 #include "pg/seam.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/slot_health.hpp"
@@ -179,6 +181,7 @@ private:
     bool apply_batch();
     void handle_message(const Message &m);
     void flush_all();
+    std::string relation_files_named(const std::string &message, bool disk_full);
     void record_error(const std::string &message, const std::string &detail);
     void backfill_again(const std::string &why);
     void abort_batch();
@@ -560,7 +563,9 @@ void PipelineWorker::maintain_views() {
         });
         } catch (PgError &e) {
             // Name the view: the statement's own message rarely does.
-            throw std::runtime_error("maintaining view " + v.name + ": " + e.what() + drop_view_advice(v.name));
+            e.add_context("maintaining view " + v.name,
+                          e.data() && e.data()->sqlerrcode == ERRCODE_DISK_FULL ? "" : drop_view_advice(v.name));
+            throw;
         }
         changed[v.relid] = written;
     }
@@ -654,7 +659,8 @@ void PipelineWorker::backfill() {
                 copied += SPI_processed;
             });
         } catch (PgError &e) {
-            throw std::runtime_error("backfilling the mirror of source table " + s.source_name + ": " + e.what());
+            e.add_context("backfilling the mirror of source table " + s.source_name);
+            throw;
         }
     }
     // Views start from the copied mirrors.
@@ -666,7 +672,9 @@ void PipelineWorker::backfill() {
                 if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
             });
         } catch (PgError &e) {
-            throw std::runtime_error("backfilling view " + v.name + ": " + e.what() + drop_view_advice(v.name));
+            e.add_context("backfilling view " + v.name,
+                          e.data() && e.data()->sqlerrcode == ERRCODE_DISK_FULL ? "" : drop_view_advice(v.name));
+            throw;
         }
     }
     pg_call([] { crash_point("backfill_copied"); });
@@ -1094,6 +1102,26 @@ void PipelineWorker::abort_batch() {
     discard_temp_tables_ = true;
 }
 
+// What a failing file of the message is ("could not extend file "pg_tblspc/..."" names no
+// table), looked up in a transaction of its own: a failure here must not stop the error from
+// being recorded.
+std::string PipelineWorker::relation_files_named(const std::string &message, bool disk_full) {
+    std::optional<RelationPath> path = find_relation_path(message);
+    if (!path && !disk_full) return "";
+    std::string note;
+    try {
+        begin_xact();
+        note = pg_call([&] {
+            char *n = relation_file_note(path ? &*path : nullptr, disk_full);
+            return n ? std::string(n) : std::string();
+        });
+        commit_xact();
+    } catch (PgError &) {
+        pg_call([] { AbortCurrentTransaction(); });
+    }
+    return note;
+}
+
 void PipelineWorker::record_error(const std::string &message, const std::string &detail) {
     consecutive_errors_++;
     pg_call([&] {
@@ -1164,12 +1192,14 @@ void PipelineWorker::run() {
         });
         bool more = false;
         std::string error, detail;
+        bool disk_full = false;
         try {
             more = step();
             consecutive_errors_ = 0;
         } catch (PgError &e) {
             error = e.what();
             if (e.data() && e.data()->detail) detail = e.data()->detail;
+            disk_full = e.data() && e.data()->sqlerrcode == ERRCODE_DISK_FULL;
         } catch (const ViewSetChanged &) {
             abort_batch();
             views_version_ = -1;
@@ -1188,6 +1218,7 @@ void PipelineWorker::run() {
         if (!error.empty()) {
             // Undo the failed transaction, then say so in the catalog; the retry comes later.
             abort_batch();
+            error += relation_files_named(error, disk_full);
             try {
                 record_error(error, detail);
             } catch (PgError &e) {
