@@ -53,9 +53,10 @@ MaintainedView view_of(const StoredView &stored) {
 }
 
 // A statement of view `view` failed: its error names the view (the statement's own message
-// rarely does) and the call that removes it.
+// rarely does) and the call that removes it. Called in the catch block of `e`, which it rethrows.
 [[noreturn]] void fail_naming_view(PgError &e, const char *doing, const std::string &view) {
-    throw std::runtime_error(std::string(doing) + " view " + view + ": " + e.what() + drop_view_advice(view));
+    e.frame(std::string(doing) + " view " + view + ": ", drop_view_advice(view));
+    throw;
 }
 
 // Runs the statements (prepared once); returns the rows they wrote. PostgreSQL-style.

@@ -103,7 +103,7 @@ private:
     void apply_handle_resync(const ResyncMessage &r);
     void apply_handle_commit(const CommitMessage &c);
     void flush_all();
-    void record_error(const std::string &message, const std::string &detail);
+    void record_error(const std::string &message, const PgError *pg_error);
     void backfill_again(const std::string &why);
     void abort_batch();
     [[noreturn]] void stop_and_exit(const char *why);
@@ -280,7 +280,8 @@ void PipelineWorker::backfill() {
                 copied += SPI_processed;
             });
         } catch (PgError &e) {
-            throw std::runtime_error("backfilling the mirror of source table " + s.source_name + ": " + e.what());
+            e.frame("backfilling the mirror of source table " + s.source_name + ": ", "");
+            throw;
         }
     }
     // Views start from the copied mirrors.
@@ -630,15 +631,21 @@ void PipelineWorker::abort_batch() {
     discard_temp_tables_ = true;
 }
 
-void PipelineWorker::record_error(const std::string &message, const std::string &detail) {
+// Says why the step failed in the server log and in the pipeline's last_error: with what
+// PostgreSQL said (SQLSTATE, DETAIL, HINT, CONTEXT) when the error is PostgreSQL's.
+void PipelineWorker::record_error(const std::string &message, const PgError *pg_error) {
     consecutive_errors_++;
+    const ErrorData *d = pg_error ? pg_error->data() : nullptr;
+    std::string hint = "It retries with a growing delay; SELECT * FROM stategrid_ivm.pipelines shows its state.";
+    if (d && d->hint) hint = std::string(d->hint) + "\n" + hint;
     pg_call([&] {
-        ereport(WARNING, (errmsg("stategrid_ivm: pipeline \"%s\" failed: %s", p_.name.c_str(), message.c_str()),
-                          detail.empty() ? 0 : errdetail("%s", detail.c_str()),
-                          errhint("It retries with a growing delay; SELECT * FROM stategrid_ivm.pipelines shows its state.")));
+        ereport(WARNING, (d ? errcode(d->sqlerrcode) : 0,
+                          errmsg("stategrid_ivm: pipeline \"%s\" failed: %s", p_.name.c_str(), message.c_str()),
+                          d && d->detail ? errdetail("%s", d->detail) : 0, errhint("%s", hint.c_str()),
+                          d && d->context ? (errcontext("%s", d->context)) : 0));
     });
     begin_xact();
-    sgivm::pg::record_error(pipeline_id_, message, p_.slot);
+    sgivm::pg::record_error(pipeline_id_, pg_error ? pg_error->folded() : message, p_.slot);
     commit_xact();
 }
 
@@ -688,13 +695,14 @@ void PipelineWorker::run() {
             }
         });
         bool more = false;
-        std::string error, detail;
+        std::string error;
+        std::optional<PgError> pg_error;  // kept whole until record_error reports it
         try {
             more = step();
             consecutive_errors_ = 0;
         } catch (PgError &e) {
             error = e.what();
-            if (e.data() && e.data()->detail) detail = e.data()->detail;
+            pg_error.emplace(std::move(e));
         } catch (const ViewSetChanged &) {
             abort_batch();
             views_.forget_version();
@@ -714,7 +722,7 @@ void PipelineWorker::run() {
             // Undo the failed transaction, then say so in the catalog; the retry comes later.
             abort_batch();
             try {
-                record_error(error, detail);
+                record_error(error, pg_error ? &*pg_error : nullptr);
             } catch (PgError &e) {
                 pg_call([] { AbortCurrentTransaction(); });
             }
