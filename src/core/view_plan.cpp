@@ -6,7 +6,6 @@
 // Inputs are the engine's own tables, never live sources.
 #include "core/view_plan.hpp"
 
-#include <cstdio>
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
@@ -265,83 +264,6 @@ ViewPlan plan_view(const ViewShape &s) {
     p.verify = "SELECT (SELECT count(*) FROM (" + q + " EXCEPT ALL " + t + ") m) AS missing_rows, (SELECT count(*) FROM (" +
                t + " EXCEPT ALL " + q + ") e) AS extra_rows";
     return p;
-}
-
-namespace {
-
-std::string json_string(const std::string &s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': o += "\\\""; break;
-            case '\\': o += "\\\\"; break;
-            case '\n': o += "\\n"; break;
-            case '\r': o += "\\r"; break;
-            case '\t': o += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    o += buf;
-                } else {
-                    o += static_cast<char>(c);
-                }
-        }
-    }
-    return o + "\"";
-}
-
-std::string json_array(const std::vector<std::string> &v) {
-    std::string o = "[";
-    for (size_t i = 0; i < v.size(); i++) o += (i ? "," : "") + json_string(v[i]);
-    return o + "]";
-}
-
-}  // namespace
-
-std::string plan_to_json(const ViewShape &s, const ViewPlan &p) {
-    std::vector<std::string> relids, audit;
-    for (const ViewInput &in : s.inputs) relids.push_back(std::to_string(in.relid));
-    for (size_t i = 0; i < s.columns.size(); i++)
-        if (s.audit[i]) audit.push_back(s.columns[i]);
-    std::string o = "{";
-    o += "\"kind\":" + json_string(s.kind == ViewShape::Kind::Projection ? "projection" : "aggregate");
-    o += ",\"input_relids\":[" + [&] {
-        std::string r;
-        for (size_t i = 0; i < relids.size(); i++) r += (i ? "," : "") + relids[i];
-        return r;
-    }() + "]";
-    o += ",\"input_columns\":[";
-    for (size_t i = 0; i < s.input_columns.size(); i++) o += (i ? "," : "") + json_array(s.input_columns[i]);
-    o += "]";
-    o += ",\"columns\":" + json_array(s.columns);
-    o += ",\"types\":" + json_array(s.types);
-    o += ",\"audit_columns\":" + json_array(audit);
-    o += ",\"key\":" + json_array(s.key);
-    o += ",\"deparsed\":" + json_string(s.deparsed);
-    o += ",\"setup\":" + json_array(p.setup);
-    o += ",\"fill_affected\":" + json_string(p.fill_affected);
-    if (!p.compute.empty()) {
-        o += ",\"compute\":" + json_string(p.compute);
-        o += ",\"replace_remove\":" + json_array(p.replace_remove);
-        o += ",\"replace_insert\":" + json_string(p.replace_insert);
-        o += ",\"update\":" + json_array(p.update);
-    }
-    o += ",\"remove\":" + json_array(p.remove);
-    o += ",\"recompute\":" + json_string(p.recompute);
-    // (an object: workers of 0.2.0 read the plan's top-level keys only)
-    o += ",\"uncaptured\":{\"remove\":" + json_array(p.uncaptured.remove) +
-         ",\"recompute\":" + json_string(p.uncaptured.recompute);
-    if (!p.compute.empty()) {
-        o += ",\"update\":" + json_array(p.uncaptured.update);
-        o += ",\"replace_remove\":" + json_array(p.uncaptured.replace_remove);
-        o += ",\"replace_insert\":" + json_string(p.uncaptured.replace_insert);
-    }
-    o += "}";
-    o += ",\"populate\":" + json_string(p.populate);
-    o += ",\"verify\":" + json_string(p.verify);
-    o += ",\"indexes\":" + json_array(p.indexes);
-    return o + "}";
 }
 
 }  // namespace sgivm

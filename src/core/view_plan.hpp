@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,30 @@ std::string new_rows_table(uint32_t relid);  // pg_temp.sgivm_new_<relid>
 std::string quote_identifier(const std::string &s);
 
 ViewPlan plan_view(const ViewShape &shape);
+
+// A view's plan as the catalog keeps it (stategrid_ivm.view.plan): the parts of the shape that
+// the statements' callers need, and the statements. plan_to_json writes it, plan_from_json reads
+// it back (view_plan_json.cpp); nothing else parses it.
+struct StoredViewPlan {
+    ViewShape::Kind kind = ViewShape::Kind::Projection;
+    std::vector<uint32_t> input_relids;
+    std::vector<std::vector<std::string>> input_columns;  // per input (plans of 0.1.0's first form lack them)
+    std::vector<std::string> columns, types, audit_columns, key;
+    std::string deparsed;
+    ViewPlan plan;
+};
+
+// Malformed plan text: not JSON, or a key of the wrong type.
+struct PlanFormatError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+StoredViewPlan stored_plan(const ViewShape &shape, const ViewPlan &plan);
+std::string plan_to_json(const StoredViewPlan &stored);
 std::string plan_to_json(const ViewShape &shape, const ViewPlan &plan);
+// The inverse of plan_to_json, for its output as written or as jsonb prints it (keys in any
+// order, whitespace). Keys that older plans lack read as empty; statements stored as a single
+// string where a list is expected read as a list of one.
+StoredViewPlan plan_from_json(const std::string &json);
 
 }  // namespace sgivm

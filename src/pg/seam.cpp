@@ -8,15 +8,30 @@ PgError::~PgError() {
     if (data_) FreeErrorData(data_);
 }
 
-void PgError::add_context(const std::string &what, const std::string &after) {
-    if (!data_) return;
-    std::string text = what + ": " + (data_->message ? data_->message : "") + after;
-    // where capture_pg_error copied the error
-    char *m = static_cast<char *>(MemoryContextAllocExtended(TopMemoryContext, text.size() + 1, MCXT_ALLOC_NO_OOM));
-    if (!m) return;
-    memcpy(m, text.c_str(), text.size() + 1);
-    if (data_->message) pfree(data_->message);
-    data_->message = m;
+std::string PgError::folded() const {
+    std::string s = what_;
+    if (!data_) return s;
+    s += std::string(" (SQLSTATE ") + unpack_sql_state(data_->sqlerrcode) + ")";
+    if (data_->detail) s += std::string(" DETAIL: ") + data_->detail;
+    if (data_->hint) s += std::string(" HINT: ") + data_->hint;
+    // CONTEXT, one line: its lines are the stack of what ran, innermost first. Lines quoting an
+    // SQL statement are left out here (the server log has them): in the worker they are the
+    // view's generated statements, kilobytes long, which the view's plan holds.
+    // (a statement of several lines is skipped up to the line that ends its quotes)
+    std::string context, rest = data_->context ? data_->context : "";
+    bool in_statement = false;
+    while (!rest.empty()) {
+        size_t end = rest.find('\n');
+        std::string line = rest.substr(0, end);
+        rest = end == std::string::npos ? "" : rest.substr(end + 1);
+        if (!in_statement && line.rfind("SQL statement \"", 0) != 0) {
+            context += (context.empty() ? "" : "; ") + line;
+            continue;
+        }
+        in_statement = line.empty() || line.back() != '"' || line == "SQL statement \"";
+    }
+    if (!context.empty()) s += " CONTEXT: " + context;
+    return s;
 }
 
 ErrorData *capture_pg_error() {
@@ -35,6 +50,10 @@ static ErrorData *rethrown_error = nullptr;
 
 void raise_cpp_failure(ErrorData *pg_error, const char *message) {
     if (pg_error) {
+        if (message[0]) {
+            if (pg_error->message) pfree(pg_error->message);
+            pg_error->message = MemoryContextStrdup(TopMemoryContext, message);
+        }
         if (rethrown_error) FreeErrorData(rethrown_error);
         rethrown_error = pg_error;
         ReThrowError(pg_error);

@@ -26,26 +26,37 @@ extern "C" {
 
 namespace sgivm::pg {
 
-// A PostgreSQL error carried through C++ frames. Owns a copy of the ErrorData.
+// A PostgreSQL error carried through C++ frames. Owns a copy of the ErrorData, which stays as
+// PostgreSQL made it (SQLSTATE, message, DETAIL, HINT, CONTEXT) up to where it is reported.
 class PgError : public std::exception {
 public:
-    explicit PgError(ErrorData *data) : data_(data) {}
-    PgError(PgError &&o) noexcept : data_(std::exchange(o.data_, nullptr)) {}
+    explicit PgError(ErrorData *data) : data_(data), what_(message()) {}
+    PgError(PgError &&o) noexcept
+        : data_(std::exchange(o.data_, nullptr)), what_(std::move(o.what_)), framed_(o.framed_) {}
     PgError(const PgError &) = delete;
     ~PgError() override;
-    const char *what() const noexcept override {
-        return data_ && data_->message ? data_->message : "PostgreSQL error";
-    }
+    // The message, framed by what the C++ code was doing when it failed.
+    const char *what() const noexcept override { return what_.c_str(); }
     ErrorData *data() const { return data_; }
-    // Puts what was being done before the message ("maintaining view x: <message>"), and
-    // `after` behind it, keeping the error's code, detail and hint. Never raises: without
-    // memory the message stays.
-    void add_context(const std::string &what, const std::string &after = "");
+    // Says what failed around PostgreSQL's message ("maintaining view v: " ... "; advice"): the
+    // rest of the error is left as it is.
+    void frame(const std::string &before, const std::string &after) {
+        what_ = before + what_ + after;
+        framed_ = true;
+    }
+    bool framed() const { return framed_; }
+    // what(), then the SQLSTATE, DETAIL, HINT and CONTEXT, on one line:
+    // "message (SQLSTATE 55P03) DETAIL: ... HINT: ... CONTEXT: ...".
+    std::string folded() const;
     // Hands the error back to PostgreSQL (ReThrowError); frees nothing the server needs.
     ErrorData *release() { return std::exchange(data_, nullptr); }
 
 private:
+    std::string message() const { return data_ && data_->message ? data_->message : "PostgreSQL error"; }
+
     ErrorData *data_;
+    std::string what_;
+    bool framed_ = false;
 };
 
 // Copies the current PostgreSQL error into a context that outlives the transaction and
@@ -79,7 +90,8 @@ auto pg_call(F &&f) -> decltype(f()) {
     }
 }
 
-// Raises the error held for run_cpp. Never returns.
+// Raises the error held for run_cpp (a PostgreSQL error with, if message is not empty, that
+// message instead of its own). Never returns.
 [[noreturn]] void raise_cpp_failure(ErrorData *pg_error, const char *message);
 
 template <typename F>
@@ -90,6 +102,7 @@ auto run_cpp(F &&f) -> decltype(f()) {
     try {
         return f();
     } catch (PgError &e) {
+        if (e.framed()) strlcpy(message, e.what(), sizeof message);
         pg_error = e.release();
     } catch (const std::exception &e) {
         strlcpy(message, e.what(), sizeof message);

@@ -88,6 +88,42 @@ PipelineSlot *find_slot(Oid dboid, int32 pipeline_id) {
     return nullptr;
 }
 
+void attach_worker(int slot_index, Oid *dboid, int32 *pipeline_id) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    *dboid = shared->slots[slot_index].dboid;
+    *pipeline_id = shared->slots[slot_index].pipeline_id;
+    LWLockRelease(shared->lock);
+}
+
+void mark_worker(int slot_index, bool running) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    PipelineSlot *s = &shared->slots[slot_index];
+    s->pid = running ? MyProcPid : 0;  // once stopped, nobody may signal this pid for the pipeline
+    s->latch = running ? MyLatch : nullptr;
+    if (running) {
+        s->freshness.clear();
+    } else {
+        s->want = false;
+        s->oldest_unapplied_commit = 0;
+    }
+    LWLockRelease(shared->lock);
+}
+
+void report_worker_position(int slot_index, XLogRecPtr caught_up, TimestampTz oldest_unapplied, TimestampTz now,
+                            const LatencyHistogram *batch_freshness) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    PipelineSlot *s = &shared->slots[slot_index];
+    if (caught_up != InvalidXLogRecPtr) s->caught_up_lsn = caught_up;
+    s->oldest_unapplied_commit = oldest_unapplied;
+    if (batch_freshness) {
+        s->last_batch_at = now;
+        s->failures = 0;  // working again: the next restart after a crash comes quickly
+        s->freshness.rotate(now);
+        s->freshness.current.merge(*batch_freshness);
+    }
+    LWLockRelease(shared->lock);
+}
+
 void request_probe(Oid dboid) {
     if (!shared) return;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);

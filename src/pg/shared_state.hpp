@@ -75,4 +75,14 @@ void request_probe(Oid dboid);
 void wake_workers(Oid dboid);
 PipelineSlot *find_slot(Oid dboid, int32 pipeline_id);  // caller holds the lock
 
+// The worker of slot `slot_index`: takes the slot (returns its database and pipeline), marks it
+// running, reports where it stands, and marks it stopped (then the launcher starts none).
+void attach_worker(int slot_index, Oid *dboid, int32 *pipeline_id);
+void mark_worker(int slot_index, bool running);
+// caught_up: every source commit below it is applied (invalid: unchanged); oldest_unapplied:
+// the commit time of the oldest source transaction waiting (0: none); batch_freshness: a batch
+// committed now, with the latencies of its source commits (null: no batch ended).
+void report_worker_position(int slot_index, XLogRecPtr caught_up, TimestampTz oldest_unapplied, TimestampTz now,
+                            const LatencyHistogram *batch_freshness);
+
 }  // namespace sgivm::pg

@@ -653,6 +653,93 @@ TEST(ViewPlanJson, EmptyArraysAndNoJoins) {
     EXPECT_CONTAINS(j, "\"indexes\":[]}");
 }
 
+// ---- the inverse: plan_from_json --------------------------------------------------------------
+
+void expect_same_statements(const ViewPlan &a, const ViewPlan &b) {
+    EXPECT_EQ(a.setup, b.setup);
+    EXPECT_EQ(a.fill_affected, b.fill_affected);
+    EXPECT_EQ(a.compute, b.compute);
+    EXPECT_EQ(a.update, b.update);
+    EXPECT_EQ(a.remove, b.remove);
+    EXPECT_EQ(a.recompute, b.recompute);
+    EXPECT_EQ(a.replace_remove, b.replace_remove);
+    EXPECT_EQ(a.replace_insert, b.replace_insert);
+    EXPECT_EQ(a.uncaptured.update, b.uncaptured.update);
+    EXPECT_EQ(a.uncaptured.remove, b.uncaptured.remove);
+    EXPECT_EQ(a.uncaptured.recompute, b.uncaptured.recompute);
+    EXPECT_EQ(a.uncaptured.replace_remove, b.uncaptured.replace_remove);
+    EXPECT_EQ(a.uncaptured.replace_insert, b.uncaptured.replace_insert);
+    EXPECT_EQ(a.populate, b.populate);
+    EXPECT_EQ(a.verify, b.verify);
+    EXPECT_EQ(a.indexes, b.indexes);
+}
+
+TEST(ViewPlanJson, FromJsonInvertsToJson) {
+    ViewShape escaped = detail_shape();
+    escaped.columns[2] = "区域\"名\"";
+    escaped.deparsed = "SELECT 'a\\b' AS x,\n\t'\r\x01' AS y, c.consumption_id, c.user_id, now() AS etl_time\n FROM "
+                       "(dw.ods_power_consumption c LEFT JOIN dw.ods_power_user u ON ((c.user_id = u.user_id)))";
+    ViewShape keyless = stats_shape();
+    keyless.key.clear();
+    for (const ViewShape &shape : {detail_shape(), stats_shape(), ranking_shape(), escaped, keyless}) {
+        ViewPlan plan = plan_view(shape);
+        std::string json = plan_to_json(shape, plan);
+        StoredViewPlan stored = plan_from_json(json);
+        EXPECT_EQ(plan_to_json(stored), json);
+        EXPECT_EQ(stored.kind, shape.kind);
+        ASSERT_EQ(stored.input_relids.size(), shape.inputs.size());
+        for (size_t i = 0; i < shape.inputs.size(); i++) EXPECT_EQ(stored.input_relids[i], shape.inputs[i].relid);
+        EXPECT_EQ(stored.input_columns, shape.input_columns);
+        EXPECT_EQ(stored.columns, shape.columns);
+        EXPECT_EQ(stored.types, shape.types);
+        EXPECT_EQ(stored.key, shape.key);
+        EXPECT_EQ(stored.deparsed, shape.deparsed);
+        expect_same_statements(stored.plan, plan);
+    }
+}
+
+TEST(ViewPlanJson, FromJsonReadsJsonbsPrintedForm) {
+    // jsonb prints keys by length, with spaces, and may escape what plan_to_json writes raw
+    StoredViewPlan s = plan_from_json(
+        "{\"key\": [\"id\"], \"kind\": \"aggregate\", \"setup\": [], \"compute\": \"C\", \"columns\": [\"a\\/b\", "
+        "\"\\u00e9\\ud83d\\ude00\"], \"input_relids\": [42, \"7\"], \"uncaptured\": {\"remove\": [\"R2\"], "
+        "\"recompute\": \"I2\"}, \"input_columns\": [[\"x\"], []], \"fill_affected\": \"F\\n\\t\\\"q\\\"\"}");
+    EXPECT_EQ(s.kind, ViewShape::Kind::Aggregate);
+    EXPECT_EQ(s.key, std::vector<std::string>{"id"});
+    EXPECT_EQ(s.columns, (std::vector<std::string>{"a/b", "é\xF0\x9F\x98\x80"}));
+    EXPECT_EQ(s.input_relids, (std::vector<uint32_t>{42, 7}));
+    EXPECT_EQ(s.input_columns, (std::vector<std::vector<std::string>>{{"x"}, {}}));
+    EXPECT_EQ(s.plan.fill_affected, "F\n\t\"q\"");
+    EXPECT_EQ(s.plan.compute, "C");
+    EXPECT_EQ(s.plan.uncaptured.remove, std::vector<std::string>{"R2"});
+    EXPECT_EQ(s.plan.uncaptured.recompute, "I2");
+}
+
+TEST(ViewPlanJson, KeysOlderPlansLackReadAsEmpty) {
+    // a plan of 0.1.0: no input_columns, compute, update, replace_* nor uncaptured statements
+    StoredViewPlan s = plan_from_json(
+        "{\"kind\":\"projection\",\"input_relids\":[200,100],\"columns\":[\"a\"],\"types\":[\"integer\"],"
+        "\"audit_columns\":[],\"key\":[\"a\"],\"deparsed\":\"SELECT 1\",\"setup\":[\"S\"],\"fill_affected\":\"F\","
+        "\"remove\":\"R\",\"recompute\":\"I\",\"populate\":\"P\",\"verify\":\"V\",\"indexes\":[]}");
+    EXPECT_TRUE(s.input_columns.empty());
+    EXPECT_TRUE(s.plan.compute.empty());
+    EXPECT_TRUE(s.plan.update.empty());
+    EXPECT_TRUE(s.plan.replace_remove.empty());
+    EXPECT_TRUE(s.plan.replace_insert.empty());
+    EXPECT_TRUE(s.plan.uncaptured.remove.empty());
+    EXPECT_TRUE(s.plan.uncaptured.recompute.empty());
+    // a single statement where a list is expected is a list of one
+    EXPECT_EQ(s.plan.remove, std::vector<std::string>{"R"});
+    EXPECT_EQ(s.plan.setup, std::vector<std::string>{"S"});
+    EXPECT_EQ(s.plan.populate, "P");
+}
+
+TEST(ViewPlanJson, FromJsonRefusesWhatIsNotAPlan) {
+    for (const char *bad : {"", "{", "[]", "{\"setup\": {}}", "{\"kind\": \"other\"}", "{\"input_relids\": [\"x\"]}",
+                            "{\"populate\": [\"P\"]}", "{\"a\": 1} x", "{\"a\": \"\\q\"}", "{\"a\": tru}"})
+        EXPECT_THROW(plan_from_json(bad), PlanFormatError) << bad;
+}
+
 }  // namespace
 
 // ---- keyed views: the whole scope can also be replaced from the work table ---------------------
