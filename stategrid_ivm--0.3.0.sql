@@ -279,6 +279,89 @@ AS $$
     WHERE NOT has_table_privilege(p_role, p_table, m)
 $$;
 
+-- The checks of an existing table that a pipeline is to maintain (to adopt): add_source's ODS
+-- mirror (p_from 'source': the source's columns, of exactly its types, and its primary key
+-- p_key) or add_view's table (p_from 'view': the view's columns, of types of the same kind).
+-- The table must be no pipeline's yet, belong to the pipeline's owner, be writable by the
+-- owner and by the caller, and have the columns the pipeline writes; its other NOT NULL
+-- columns need defaults. p_way_out (lower case) says how to name another table, in the hints.
+CREATE FUNCTION _check_adoption(p_table regclass, p_pipeline stategrid_ivm.pipeline, p_caller oid,
+                                p_from text, p_columns text[], p_types text[], p_key name[],
+                                p_way_out text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_way_out text := upper(left(p_way_out, 1)) || substr(p_way_out, 2);
+    v_owner oid := (SELECT relowner FROM pg_class WHERE oid = p_table);
+    v_missing text;
+    v_key name[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.relid = p_table)
+       OR EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = p_table OR s.source_relid = p_table) THEN
+        RAISE EXCEPTION 'table % is already part of a pipeline', p_table
+            USING ERRCODE = 'duplicate_table', HINT = v_way_out || '.';
+    END IF;
+    -- a pipeline writes only tables of its owner (never the caller's rights, nor ours)
+    IF NOT pg_has_role(p_pipeline.owner, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'table % is owned by %, not by the owner of pipeline "%" (%)', p_table, v_owner::regrole,
+                p_pipeline.name, p_pipeline.owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A pipeline maintains only tables its owner owns: %s, or change the table''s owner.', p_way_out);
+    END IF;
+    v_missing := coalesce(stategrid_ivm._missing_write_privileges(p_pipeline.owner, p_table),
+                          stategrid_ivm._missing_write_privileges(p_caller, p_table));
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for table %', p_table
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', p_pipeline.name,
+                                  p_pipeline.owner::regrole, p_caller::regrole, v_missing);
+    END IF;
+    SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO v_missing
+    FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = c
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % already exists and lacks the %''s columns %', p_table, p_from, v_missing
+            USING ERRCODE = 'duplicate_table',
+                  HINT = v_way_out || ', add the columns, or drop the table.';
+    END IF;
+    -- a mirror holds the source's values as they are; a view's values are cast to the table's
+    -- types, of the same kind (an INT column for a bigint count is accepted, text for a number not)
+    SELECT string_agg(format('%I (%s, the %s gives %s)', x.c, format_type(a.atttypid, a.atttypmod), p_from, x.t),
+                      ', ' ORDER BY x.n)
+    INTO v_missing
+    FROM unnest(p_columns, p_types) WITH ORDINALITY AS x(c, t, n)
+    JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ta ON ta.oid = a.atttypid
+    JOIN pg_type tv ON tv.oid = to_regtype(x.t)
+    WHERE CASE p_from WHEN 'source' THEN ta.oid <> tv.oid ELSE ta.typcategory <> tv.typcategory END;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % already exists with columns of other types: %', p_table, v_missing
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = v_way_out || ', or change the column types.';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = p_table AND i.indisprimary;
+    IF p_key IS NOT NULL AND v_key IS DISTINCT FROM p_key THEN
+        RAISE EXCEPTION 'table % already exists with another primary key', p_table
+            USING ERRCODE = 'duplicate_table',
+                  DETAIL = format('Its primary key is (%s), the %s''s is (%s).',
+                                  array_to_string(v_key, ', '), p_from, array_to_string(p_key, ', ')),
+                  HINT = v_way_out || ', or drop or rename the existing table.';
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_missing
+    FROM pg_attribute a
+    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+      AND a.attidentity = '' AND a.attname::text <> ALL (p_columns);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has NOT NULL columns without defaults that the % does not fill: %', p_table, p_from, v_missing
+            USING ERRCODE = 'not_null_violation', HINT = 'Give them a default or drop NOT NULL.';
+    END IF;
+END
+$$;
+
 -- Row-level security (issue 13): a pipeline copies and streams every row of its sources into
 -- its owner's tables, where no policy of the source filters them. So its owner must bypass
 -- the sources' row-level security, as PostgreSQL's own apply workers must: be a superuser or
@@ -426,7 +509,6 @@ DECLARE
     v_ods_nsp name;
     v_ods_rel name;
     v_missing text;
-    v_ods_key name[];
 BEGIN
     p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
     IF p.state <> 'created' THEN
@@ -514,45 +596,11 @@ BEGIN
             RAISE EXCEPTION 'the ODS mirror of % cannot be the table itself', source
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = v_ods) THEN
-            RAISE EXCEPTION 'table % is already the ODS mirror of another source', v_ods
-                USING ERRCODE = 'duplicate_object',
-                      HINT = 'Pass another name as ods_table.';
-        END IF;
-        -- a pipeline writes only tables of its owner (never the caller's rights, nor ours)
-        IF NOT pg_has_role(p.owner, (SELECT relowner FROM pg_class WHERE oid = v_ods), 'USAGE') THEN
-            RAISE EXCEPTION 'table % is owned by %, not by the owner of pipeline "%" (%)', v_ods,
-                    (SELECT relowner FROM pg_class WHERE oid = v_ods)::regrole, pipeline, p.owner::regrole
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'A pipeline maintains only tables its owner owns: pass another name as ods_table, or change the table''s owner.';
-        END IF;
-        v_missing := coalesce(stategrid_ivm._missing_write_privileges(p.owner, v_ods),
-                              stategrid_ivm._missing_write_privileges(v_caller, v_ods));
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'permission denied for table %', v_ods
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', pipeline,
-                                      p.owner::regrole, v_caller::regrole, v_missing);
-        END IF;
-        SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
-        INTO v_missing
-        FROM pg_attribute a
-        WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
-          AND NOT EXISTS (SELECT 1 FROM pg_attribute o
-                          WHERE o.attrelid = v_ods AND o.attname = a.attname AND NOT o.attisdropped
-                            AND o.atttypid = a.atttypid);
-        SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_ods_key
-        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-        WHERE i.indrelid = v_ods AND i.indisprimary;
-        IF v_missing IS NOT NULL OR v_ods_key IS DISTINCT FROM v_key THEN
-            RAISE EXCEPTION 'table % already exists and is not a mirror of %', v_ods, source
-                USING ERRCODE = 'duplicate_table',
-                      DETAIL = CASE WHEN v_missing IS NOT NULL
-                                    THEN 'It lacks columns: ' || v_missing || '.'
-                                    ELSE format('Its primary key is (%s), the source''s is (%s).',
-                                                array_to_string(v_ods_key, ', '), array_to_string(v_key, ', ')) END,
-                      HINT = 'Pass another name as ods_table, or drop or rename the existing table.';
-        END IF;
+        PERFORM stategrid_ivm._check_adoption(v_ods, p, v_caller, 'source', c.names, c.types, v_key,
+                                              'pass another name as ods_table')
+        FROM (SELECT array_agg(a.attname::text ORDER BY a.attnum) AS names,
+                     array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types
+              FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped) c;
     END IF;
     SELECT n.nspname, c.relname INTO v_ods_nsp, v_ods_rel
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_ods;
@@ -585,7 +633,6 @@ DECLARE
     v_relid oid;
     v_input oid;
     v_src record;
-    v_missing text;
     v_stmt text;
 BEGIN
     p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
@@ -643,57 +690,9 @@ BEGIN
 
     v_relid := to_regclass(v_qualified);
     IF v_relid IS NOT NULL THEN
-        IF EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.relid = v_relid)
-           OR EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = v_relid OR s.source_relid = v_relid) THEN
-            RAISE EXCEPTION 'table % is already part of a pipeline', v_qualified
-                USING ERRCODE = 'duplicate_table', HINT = 'Choose another view name.';
-        END IF;
-        -- an adopted table must be the owner's, writable by the owner
-        IF NOT pg_has_role(p.owner, (SELECT relowner FROM pg_class WHERE oid = v_relid), 'USAGE') THEN
-            RAISE EXCEPTION 'table % is owned by %, not by the owner of pipeline "%" (%)', v_qualified,
-                    (SELECT relowner FROM pg_class WHERE oid = v_relid)::regrole, pipeline, p.owner::regrole
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'A pipeline maintains only tables its owner owns: choose another view name, or change the table''s owner.';
-        END IF;
-        v_missing := coalesce(stategrid_ivm._missing_write_privileges(p.owner, v_relid),
-                              stategrid_ivm._missing_write_privileges(v_caller, v_relid));
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'permission denied for table %', v_qualified
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', pipeline,
-                                      p.owner::regrole, v_caller::regrole, v_missing);
-        END IF;
-        SELECT string_agg(quote_ident(c), ', ') INTO v_missing
-        FROM jsonb_array_elements_text(v_plan->'columns') c
-        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = v_relid AND a.attname = c
-                          AND a.attnum > 0 AND NOT a.attisdropped);
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'table % already exists and lacks the view''s columns %', v_qualified, v_missing
-                USING ERRCODE = 'duplicate_table',
-                      HINT = 'Choose another view name, add the columns, or drop the table.';
-        END IF;
-        -- the same kind of type (an INT column for a bigint count is accepted, text for a number not)
-        SELECT string_agg(format('%I (%s, the view gives %s)', c, format_type(a.atttypid, a.atttypmod), t), ', ')
-        INTO v_missing
-        FROM jsonb_array_elements_text(v_plan->'columns') WITH ORDINALITY AS c(c, n)
-        JOIN jsonb_array_elements_text(v_plan->'types') WITH ORDINALITY AS t(t, m) ON m = n
-        JOIN pg_attribute a ON a.attrelid = v_relid AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped
-        JOIN pg_type ta ON ta.oid = a.atttypid
-        JOIN pg_type tv ON tv.oid = to_regtype(t)
-        WHERE ta.typcategory <> tv.typcategory;
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'table % already exists with columns of other types: %', v_qualified, v_missing
-                USING ERRCODE = 'datatype_mismatch',
-                      HINT = 'Choose another view name, or change the column types.';
-        END IF;
-        SELECT string_agg(quote_ident(a.attname), ', ') INTO v_missing
-        FROM pg_attribute a
-        WHERE a.attrelid = v_relid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
-          AND a.attidentity = '' AND a.attname::text NOT IN (SELECT jsonb_array_elements_text(v_plan->'columns'));
-        IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION 'table % has NOT NULL columns without defaults that the view does not fill: %', v_qualified, v_missing
-                USING ERRCODE = 'not_null_violation', HINT = 'Give them a default or drop NOT NULL.';
-        END IF;
+        PERFORM stategrid_ivm._check_adoption(v_relid, p, v_caller, 'view',
+            ARRAY(SELECT jsonb_array_elements_text(v_plan->'columns')),
+            ARRAY(SELECT jsonb_array_elements_text(v_plan->'types')), NULL, 'choose another view name');
     ELSE
         SELECT format('CREATE TABLE %s (%s)', v_qualified,
                       string_agg(format('%I %s', c, t), ', ' ORDER BY n))
