@@ -149,6 +149,18 @@ BEGIN
 END
 $$;
 
+-- A table of a pipeline's catalog, or NULL. The catalog's OIDs are this database's while the
+-- pipeline has its slot here (p_local: a renamed table is still the pipeline's); a catalog
+-- restored from a dump holds the dumped cluster's OIDs, which may name other relations here,
+-- until rebuild_pipeline: then, or when the OID is gone, go by name.
+CREATE FUNCTION _catalog_table(p_local boolean, p_relid oid, p_name text) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_local AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_relid) THEN p_relid::regclass
+                ELSE to_regclass(p_name) END
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- Changed and new functions of the SQL interface.
 -- ---------------------------------------------------------------------------------------
@@ -539,6 +551,7 @@ DECLARE
     v_denied regclass;
     v_src regclass;
     v_ods regclass;
+    v_local boolean;
 BEGIN
     SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
     IF NOT FOUND THEN
@@ -546,11 +559,14 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
     END IF;
+    v_local := stategrid_ivm._has_local_slot(p);
     SELECT t INTO v_denied
-    FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS t FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 2, s.ods_name, s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 3, v.view_id::text, v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x
-    WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.t) AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
+    FROM (SELECT x.k, x.n, stategrid_ivm._catalog_table(v_local, x.relid, x.rel_name) AS t
+          FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS relid, s.source_name AS rel_name
+                FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 2, s.ods_name, s.ods_relid, s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 3, v.view_id::text, v.relid, v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x) y
+    WHERE t IS NOT NULL AND NOT has_table_privilege(v_caller, t, 'SELECT')
     ORDER BY k, n COLLATE "C"
     LIMIT 1;
     IF FOUND THEN
@@ -561,12 +577,8 @@ BEGIN
     -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
     FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
         view_name := r.ods_name;
-        -- by OID (a renamed source is still its source), else by name (a restored catalog
-        -- holds the dumped cluster's OIDs until rebuild_pipeline)
-        v_src := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
-                      ELSE to_regclass(r.source_name) END;
-        v_ods := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
-                      ELSE to_regclass(r.ods_name) END;
+        v_src := stategrid_ivm._catalog_table(v_local, r.source_relid, r.source_name);
+        v_ods := stategrid_ivm._catalog_table(v_local, r.ods_relid, r.ods_name);
         IF v_src IS NULL OR v_ods IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
@@ -585,8 +597,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        v_view := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
-                       ELSE to_regclass(r.view_name) END;
+        v_view := stategrid_ivm._catalog_table(v_local, r.relid, r.view_name);
         IF v_view IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
@@ -819,7 +830,7 @@ $$;
 REVOKE ALL ON FUNCTION _try_view_statements(oid, text, oid[], text[], text[], text[]),
     _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]),
     _compare_by_image(text, text[], regclass),
-    _check_adoption(regclass, pipeline, oid, text, text[], text[], name[], text),
+    _check_adoption(regclass, pipeline, oid, text, text[], text[], name[], text), _catalog_table(boolean, oid, text),
     drop_view(regclass, boolean) FROM PUBLIC;
 -- generate_sample_data and generate_follow_up_changes run as their caller and read
 -- sample_regions and sample_tariffs: whoever may call them may read those (0.2.0 did not

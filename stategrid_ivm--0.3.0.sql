@@ -400,6 +400,18 @@ AS $$
                    WHERE s.slot_name = p.slot_name AND s.database = current_database())
 $$;
 
+-- A table of a pipeline's catalog, or NULL. The catalog's OIDs are this database's while the
+-- pipeline has its slot here (p_local: a renamed table is still the pipeline's); a catalog
+-- restored from a dump holds the dumped cluster's OIDs, which may name other relations here,
+-- until rebuild_pipeline: then, or when the OID is gone, go by name.
+CREATE FUNCTION _catalog_table(p_local boolean, p_relid oid, p_name text) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_local AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_relid) THEN p_relid::regclass
+                ELSE to_regclass(p_name) END
+$$;
+
 -- Stops the worker of a pipeline and waits until it has exited, before its slot and origin are
 -- dropped or replaced: the one the launcher knows, and one that is stopping (paused, say),
 -- which has cleared its pid but holds the slot and the origin until it exits.
@@ -1061,6 +1073,7 @@ DECLARE
     v_denied regclass;
     v_src regclass;
     v_ods regclass;
+    v_local boolean;
 BEGIN
     SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
     IF NOT FOUND THEN
@@ -1068,11 +1081,14 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
     END IF;
+    v_local := stategrid_ivm._has_local_slot(p);
     SELECT t INTO v_denied
-    FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS t FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 2, s.ods_name, s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-          UNION ALL SELECT 3, v.view_id::text, v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x
-    WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.t) AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
+    FROM (SELECT x.k, x.n, stategrid_ivm._catalog_table(v_local, x.relid, x.rel_name) AS t
+          FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS relid, s.source_name AS rel_name
+                FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 2, s.ods_name, s.ods_relid, s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 3, v.view_id::text, v.relid, v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x) y
+    WHERE t IS NOT NULL AND NOT has_table_privilege(v_caller, t, 'SELECT')
     ORDER BY k, n COLLATE "C"
     LIMIT 1;
     IF FOUND THEN
@@ -1083,12 +1099,8 @@ BEGIN
     -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
     FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
         view_name := r.ods_name;
-        -- by OID (a renamed source is still its source), else by name (a restored catalog
-        -- holds the dumped cluster's OIDs until rebuild_pipeline)
-        v_src := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
-                      ELSE to_regclass(r.source_name) END;
-        v_ods := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
-                      ELSE to_regclass(r.ods_name) END;
+        v_src := stategrid_ivm._catalog_table(v_local, r.source_relid, r.source_name);
+        v_ods := stategrid_ivm._catalog_table(v_local, r.ods_relid, r.ods_name);
         IF v_src IS NULL OR v_ods IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
@@ -1107,8 +1119,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        v_view := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
-                       ELSE to_regclass(r.view_name) END;
+        v_view := stategrid_ivm._catalog_table(v_local, r.relid, r.view_name);
         IF v_view IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
