@@ -3,7 +3,8 @@
 
 MODULE_big = stategrid_ivm
 EXTENSION = stategrid_ivm
-DATA = stategrid_ivm--0.1.0.sql stategrid_ivm--0.1.0--0.2.0.sql
+DATA = stategrid_ivm--0.3.0.sql stategrid_ivm--0.1.0.sql stategrid_ivm--0.1.0--0.2.0.sql \
+       stategrid_ivm--0.2.0--0.3.0.sql
 
 CORE_SRCS = $(wildcard src/core/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)

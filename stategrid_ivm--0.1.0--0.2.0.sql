@@ -37,12 +37,6 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_run_as';
 -- was stamped last (once: the stamp is used up): a direct call cannot name anybody but itself,
 -- so a role's SECURITY DEFINER function acts with that role's pipelines, exactly as it acts
 -- with that role's tables.
--- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
--- Internal: superusers (our SECURITY DEFINER functions) only.
-CREATE FUNCTION _try_view_statements(role oid, view_name text, inputs oid[], setup text[], steps text[],
-                                     statements text[]) RETURNS void
-LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_try_view_statements';
-
 CREATE FUNCTION _stamp_caller() RETURNS oid
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_stamp_caller';
 CREATE FUNCTION _take_caller_stamp(role oid) RETURNS boolean
@@ -91,33 +85,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(m, ', ' ORDER BY n) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) WITH ORDINALITY AS x(m, n)
     WHERE NOT has_table_privilege(p_role, p_table, m)
-$$;
-
--- Row-level security (issue 13): a pipeline copies and streams every row of its sources into
--- its owner's tables, where no policy of the source filters them. So its owner must bypass
--- the sources' row-level security, as PostgreSQL's own apply workers must: be a superuser or
--- have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY (check_enable_rls).
--- add_source, start_pipeline, rebuild_pipeline, refresh_view and verify check it; the worker
--- checks it again before each batch (src/pg/worker.cpp, become_owner).
-CREATE FUNCTION _row_security_applies(rel oid, role oid) RETURNS boolean
-LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'sgivm_row_security_applies';
-
-CREATE FUNCTION _refuse_row_security(p_pipeline text, p_owner oid, p_sources regclass[]) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_source regclass;
-BEGIN
-    SELECT s INTO v_source FROM unnest(p_sources) s
-    WHERE s IS NOT NULL AND stategrid_ivm._row_security_applies(s, p_owner) LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'row-level security of table % applies to the owner of pipeline "%" (%)', v_source, p_pipeline, p_owner::regrole
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'A pipeline copies and streams every row of its sources, unfiltered by their policies: its owner must bypass row-level security (be a superuser, have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY).',
-                  HINT = format('ALTER ROLE %s BYPASSRLS, or ALTER TABLE %s DISABLE ROW LEVEL SECURITY.', p_owner::regrole, v_source);
-    END IF;
-END
 $$;
 
 -- Is the pipeline's slot in this database? If not (restored from a dump and not rebuilt yet),
@@ -239,29 +206,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
     END IF;
-    -- Rows of inheritance children are logged as the children's, and a query of the parent
-    -- reads them: the mirror could never equal it (the worker also stops on a child added later).
-    -- Partitions are followed: their changes arrive as the partitioned table's.
-    SELECT i.inhrelid::regclass::text INTO v_missing
-    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = source AND NOT c.relispartition ORDER BY 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'table % has inheritance children (%), which a pipeline cannot follow', source, v_missing
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Use declarative partitioning (CREATE TABLE ... PARTITION BY), whose partitions a pipeline follows, or add the tables that hold the rows (without children) as sources of their own.';
-    END IF;
-    -- one table of a partition tree per pipeline: its partitions' changes arrive as the tree's
-    SELECT s.source_name INTO v_missing
-    FROM stategrid_ivm.source s
-    WHERE s.pipeline_id = p.pipeline_id AND s.source_relid <> source
-      AND (s.source_relid IN (SELECT pg_partition_ancestors(source))
-           OR source IN (SELECT pg_partition_ancestors(s.source_relid)))
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'table % and source % of pipeline "%" are in the same partition tree', source, v_missing, pipeline
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Add only the partitioned table: the rows of all its partitions arrive in its mirror.';
-    END IF;
     -- The worker streams the source into the mirror without a SELECT on it: the owner (and the
     -- caller, who sees the mirror) must be allowed to read it. The worker checks again per batch.
     IF NOT has_table_privilege(v_caller, source, 'SELECT') OR NOT has_table_privilege(p.owner, source, 'SELECT') THEN
@@ -269,7 +213,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The pipeline''s owner (%s) and the caller (%s) must both have SELECT on it.', p.owner::regrole, v_caller::regrole);
     END IF;
-    PERFORM stategrid_ivm._refuse_row_security(pipeline, p.owner, ARRAY[source]);
     SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
     FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = source AND i.indisprimary;
@@ -514,22 +457,6 @@ BEGIN
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
-    -- The statements that keep the view current, run once on an empty change: one the worker
-    -- could not run fails add_view now, instead of the whole pipeline at its first change.
-    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified,
-        ARRAY(SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x),
-        ARRAY(SELECT jsonb_array_elements_text(v_plan->'setup')),
-        s.steps, s.statements)
-    FROM (SELECT array_agg(k.step ORDER BY k.ord, k.n) AS steps, array_agg(k.sql ORDER BY k.ord, k.n) AS statements
-          FROM (SELECT e.key || c.suffix AS step, i.x AS sql, i.n,
-                       array_position(ARRAY['fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove',
-                                            'replace_insert'], e.key) * 2 + c.o AS ord
-                FROM (VALUES (v_plan, '', 0), (v_plan->'uncaptured', ' (uncaptured)', 1)) c(obj, suffix, o),
-                     jsonb_each(coalesce(c.obj, '{}')) e,
-                     jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value
-                                                    ELSE jsonb_build_array(e.value) END) WITH ORDINALITY i(x, n)
-                WHERE e.key IN ('fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')
-                  AND i.x <> '') k) s;
     RETURN v_relid;
 END
 $$;
@@ -538,68 +465,6 @@ CREATE OR REPLACE FUNCTION add_view(pipeline text, view_name text, query text) R
 LANGUAGE sql
 -- no SET search_path: the view's query is analysed with the caller's, like any query they run
 AS $$ SELECT stategrid_ivm._add_view(stategrid_ivm._stamp_caller(), pipeline, view_name, query, pg_catalog.current_setting('search_path')) $$;
-
--- Removes one view from its pipeline, which keeps running: the worker takes the new view set at
--- its next batch (views_version). For a view that fails: the worker's error names this call.
-CREATE FUNCTION _drop_view(p_caller oid, p_view regclass, drop_table boolean) RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_caller oid := stategrid_ivm._caller(p_caller);
-    v stategrid_ivm.view;
-    p stategrid_ivm.pipeline;
-    v_local boolean;
-    v_reader text;
-    r record;
-BEGIN
-    -- by OID, or by name for a pipeline restored from a dump and not rebuilt yet
-    SELECT * INTO v FROM stategrid_ivm.view x WHERE x.relid = p_view;
-    IF NOT FOUND THEN
-        SELECT * INTO v FROM stategrid_ivm.view x
-        WHERE to_regclass(x.view_name) = p_view AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid);
-    END IF;
-    IF v.view_id IS NULL THEN
-        RAISE EXCEPTION '% is not a maintained view', p_view
-            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
-    END IF;
-    -- (waits for the worker's batch, and keeps the next one from starting until this commits)
-    p := stategrid_ivm._owned_pipeline(v_caller, (SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
-    SELECT x.view_name INTO v_reader FROM stategrid_ivm.view x
-    WHERE x.pipeline_id = v.pipeline_id AND x.view_id <> v.view_id AND (x.plan->'input_relids') @> to_jsonb(v.relid::bigint)
-    ORDER BY x.view_id LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'view % of pipeline "%" reads view %', v_reader, p.name, v.view_name
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = format('Drop %s first: SELECT stategrid_ivm.drop_view(%L).', v_reader, v_reader);
-    END IF;
-    v_local := stategrid_ivm._has_local_slot(p);
-    DELETE FROM stategrid_ivm.view WHERE view_id = v.view_id;
-    -- a pipeline in error retries at once (as resume_pipeline does): the error may have been this view's
-    UPDATE stategrid_ivm.pipeline
-    SET views_version = views_version + 1,
-        state = CASE WHEN state <> 'error' THEN state WHEN backfill_lsn IS NULL THEN 'backfilling' ELSE 'running' END,
-        error_count = 0
-    WHERE pipeline_id = p.pipeline_id;
-    -- The indexes its statements needed on its inputs (those on its own table go with the table).
-    FOR r IN SELECT i.indexrelid::regclass AS idx
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             WHERE c.relname ~ ('^sgivm_[a-z]+_' || v.relid || '_[0-9]+$') AND i.indrelid <> v.relid
-               AND i.indrelid IN (SELECT x::oid FROM jsonb_array_elements_text(v.plan->'input_relids') x) LOOP
-        PERFORM stategrid_ivm._run_as(p.owner, format('DROP INDEX %s', r.idx));
-    END LOOP;
-    IF drop_table THEN
-        PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', p_view));
-    END IF;
-    PERFORM stategrid_ivm._notify_launcher();
-END
-$$;
-
-CREATE FUNCTION drop_view(view regclass, drop_table boolean DEFAULT false) RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT stategrid_ivm._drop_view(stategrid_ivm._stamp_caller(), view, drop_table) $$;
 
 CREATE FUNCTION _start_pipeline(p_caller oid, p_name text) RETURNS void
 LANGUAGE plpgsql
@@ -629,8 +494,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, p.owner::regrole);
     END IF;
-    PERFORM stategrid_ivm._refuse_row_security(p_name, p.owner,
-        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
     UPDATE stategrid_ivm.pipeline SET state = 'backfilling', started_at = now()
     WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._notify_launcher();
@@ -764,9 +627,6 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = format('After a restore, SELECT stategrid_ivm.rebuild_pipeline(%L) first.', p.name);
     END IF;
-    -- (its inputs hold what the owner streamed from the sources: only while it may)
-    PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner,
-        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
     -- The worker writes this table only inside its apply transactions: wait for it, then
     -- recompute from the inputs as of its last commit. As the owner, like the worker.
     PERFORM stategrid_ivm._run_as(p.owner, format('LOCK TABLE %s IN EXCLUSIVE MODE', v.relid::regclass));
@@ -782,29 +642,6 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT stategrid_ivm._refresh_view(stategrid_ivm._stamp_caller(), view_name) $$;
 
--- The statement that compares a maintained table with the rows it should hold (expected: a
--- query whose columns include p_columns): one row, how many expected rows the table lacks
--- (missing_rows) and how many it has beyond them (extra_rows), as EXCEPT ALL both ways would
--- count them, but by binary image (record image equality, *=), as the worker decides that a row
--- changed (src/core/view_plan.cpp): 1.0 and 1.00, 0 and -0 differ, and json, xml and point
--- compare. Rows sorted by image are image-equal where they are peers (dense_rank). The
--- expected values are cast to the table's column types as they are now, as writing them would
--- cast them (a numeric(15,2) column of an adopted table holds a sum as 3.50).
-CREATE FUNCTION _compare_by_image(p_expected text, p_columns text[], p_table regclass) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT format('SELECT coalesce(sum(greatest(d, 0)), 0) AS missing_rows, coalesce(sum(greatest(-d, 0)), 0) AS extra_rows'
-              ' FROM (SELECT sum(d) AS d FROM (SELECT d, dense_rank() OVER (ORDER BY r USING OPERATOR(pg_catalog.*<)) AS g'
-              ' FROM (SELECT 1 AS d, ROW(%s)::record AS r FROM (%s) q UNION ALL SELECT -1, ROW(%s)::record FROM %s t) x) y'
-              ' GROUP BY g) z',
-              string_agg(format('q.%I', c) || coalesce('::' || format_type(a.atttypid, a.atttypmod), ''), ', ' ORDER BY n),
-              p_expected, string_agg(format('t.%I', c), ', ' ORDER BY n), p_table)
-FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
--- (a column the table lacks is named all the same: the comparison fails, naming it)
-LEFT JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
-$$;
-
 -- Anybody who may read the tables compared may compare them; the comparisons run as the
 -- pipeline's owner, never with the caller's rights (a view's functions are the owner's code).
 CREATE FUNCTION _verify(p_caller oid, p_name text)
@@ -817,13 +654,11 @@ DECLARE
     v_caller oid := stategrid_ivm._caller(p_caller);
     p stategrid_ivm.pipeline;
     r record;
-    v_cols text[];
-    v_view regclass;
+    v_cols text;
     v_counts text[];
     v_denied regclass;
     v_src regclass;
     v_ods regclass;
-    v_local boolean;
 BEGIN
     SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
     IF NOT FOUND THEN
@@ -831,17 +666,11 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
     END IF;
-    -- The catalog's OIDs are this database's while the pipeline has its slot here (a renamed
-    -- table is still the pipeline's); a restored catalog holds the dumped cluster's OIDs, which
-    -- may name other relations here, until rebuild_pipeline: then go by name.
-    v_local := stategrid_ivm._has_local_slot(p);
     SELECT t INTO v_denied
-    FROM (SELECT k, n, CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = y.o) THEN y.o
-                            ELSE to_regclass(y.q)::oid END AS t
-          FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS o, s.source_name AS q FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-                UNION ALL SELECT 2, s.ods_name, s.ods_relid, s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
-                UNION ALL SELECT 3, v.view_id::text, v.relid, v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) y) x
-    WHERE x.t IS NOT NULL AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
+    FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS t FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+          UNION ALL SELECT 2, s.ods_name, s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+          UNION ALL SELECT 3, v.view_id::text, v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x
+    WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.t) AND NOT has_table_privilege(v_caller, x.t, 'SELECT')
     ORDER BY k, n COLLATE "C"
     LIMIT 1;
     IF FOUND THEN
@@ -852,21 +681,23 @@ BEGIN
     -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
     FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
         view_name := r.ods_name;
-        v_src := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
+        -- by OID (a renamed source is still its source), else by name (a restored catalog
+        -- holds the dumped cluster's OIDs until rebuild_pipeline)
+        v_src := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source_relid) THEN r.source_relid::regclass
                       ELSE to_regclass(r.source_name) END;
-        v_ods := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
+        v_ods := CASE WHEN EXISTS (SELECT 1 FROM pg_class WHERE oid = r.ods_relid) THEN r.ods_relid::regclass
                       ELSE to_regclass(r.ods_name) END;
         IF v_src IS NULL OR v_ods IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
             CONTINUE;
         END IF;
-        -- the owner reads the source: all of its rows, or the comparison means nothing
-        PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner, ARRAY[v_src]);
-        SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO v_cols
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_cols
         FROM pg_attribute a WHERE a.attrelid = v_src AND a.attnum > 0 AND NOT a.attisdropped;
         v_counts := stategrid_ivm._run_as(p.owner,
-            stategrid_ivm._compare_by_image(format('SELECT * FROM %s', v_src), v_cols, v_ods));
+            format('SELECT (SELECT count(*) FROM (SELECT %1$s FROM %2$s EXCEPT ALL SELECT %1$s FROM %3$s) m),'
+                   ' (SELECT count(*) FROM (SELECT %1$s FROM %3$s EXCEPT ALL SELECT %1$s FROM %2$s) e)',
+                   v_cols, v_src, v_ods));
         missing_rows := v_counts[1]::bigint;
         extra_rows := v_counts[2]::bigint;
         ok := missing_rows = 0 AND extra_rows = 0;
@@ -874,18 +705,12 @@ BEGIN
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         view_name := r.view_name;
-        v_view := CASE WHEN v_local AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) THEN r.relid::regclass
-                       ELSE to_regclass(r.view_name) END;
-        IF v_view IS NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = r.relid) AND to_regclass(r.view_name) IS NULL THEN
             missing_rows := NULL; extra_rows := NULL; ok := false;
             RETURN NEXT;
             CONTINUE;
         END IF;
-        -- the view's columns but its audit (clock) columns
-        SELECT array_agg(c ORDER BY n) INTO v_cols
-        FROM jsonb_array_elements_text(r.plan->'columns') WITH ORDINALITY AS x(c, n)
-        WHERE NOT r.plan->'audit_columns' ? c;
-        v_counts := stategrid_ivm._run_as(p.owner, stategrid_ivm._compare_by_image(r.plan->>'deparsed', v_cols, v_view));
+        v_counts := stategrid_ivm._run_as(p.owner, r.plan->>'verify');
         missing_rows := v_counts[1]::bigint;
         extra_rows := v_counts[2]::bigint;
         ok := missing_rows = 0 AND extra_rows = 0;
@@ -973,8 +798,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, v_owner::regrole);
     END LOOP;
-    PERFORM stategrid_ivm._refuse_row_security(p_name, v_owner,
-        ARRAY(SELECT to_regclass(s.source_name) FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
 
     -- The new slot, before this transaction writes.
     v_slot := 'sgivm_' || substr(md5(p_name || clock_timestamp()::text || random()::text), 1, 24);
@@ -1123,15 +946,12 @@ SELECT pg_catalog.pg_extension_config_dump('view_view_id_seq', '');
 -- functions are open to PUBLIC: they check the caller themselves (ownership; EXECUTE on
 -- create_pipeline / rebuild_pipeline for what creates a slot).
 REVOKE ALL ON FUNCTION _run_as(oid, text, text), _caller(oid), _take_caller_stamp(oid), _owned_pipeline(oid, text),
-    _stop_worker(pipeline), _try_view_statements(oid, text, oid[], text[], text[], text[]),
-    _compare_by_image(text, text[], regclass),
-    _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text),
-    drop_view(regclass, boolean),
-    _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]) FROM PUBLIC;
+    _stop_worker(pipeline),
+    _missing_write_privileges(oid, oid), _has_local_slot(pipeline), rebuild_pipeline(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
     _add_view(oid, text, text, text, text), _start_pipeline(oid, text), _pause_pipeline(oid, text),
     _resume_pipeline(oid, text), _drop_pipeline(oid, text, boolean), _refresh_view(oid, regclass),
-    _verify(oid, text), _rebuild_pipeline(oid, text), _drop_view(oid, regclass, boolean) TO PUBLIC;
+    _verify(oid, text), _rebuild_pipeline(oid, text) TO PUBLIC;
 -- sync wakes the worker; add_view's analysis runs as the caller
 GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text) TO PUBLIC;
 
@@ -1314,74 +1134,3 @@ FROM pipeline p
 LEFT JOIN _runtime_status() r ON r.pipeline_id = p.pipeline_id
 LEFT JOIN pg_replication_slots s ON s.slot_name = p.slot_name AND s.database = current_database();
 GRANT SELECT ON pipelines TO PUBLIC;
-
--- =======================================================================================
--- What a new user hits on the documented paths (issue 12, deliverable 4).
--- =======================================================================================
-
--- check_setup: a fix says what to set only where something must change, and agrees with ok.
-CREATE OR REPLACE FUNCTION check_setup(
-    OUT requirement text, OUT current_value text, OUT ok boolean, OUT fix text)
-RETURNS SETOF record
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    WITH s AS (
-        SELECT name, setting FROM pg_settings
-        WHERE name IN ('wal_level', 'shared_preload_libraries', 'output_plugin_libraries',
-                       'max_replication_slots', 'max_worker_processes')
-    ),
-    libs AS (
-        SELECT name, array(SELECT btrim(x) FROM unnest(string_to_array(setting, ',')) x) AS list
-        FROM s WHERE name IN ('shared_preload_libraries', 'output_plugin_libraries')
-    ),
-    used AS (SELECT count(*)::int AS slots FROM pg_replication_slots),
-    checked AS (
-        SELECT 1 AS ord, 'wal_level' AS requirement, s.setting AS current_value,
-               s.setting = 'logical' AS ok,
-               'wal_level = logical  (postgresql.conf; needs a restart)' AS fix
-        FROM s WHERE name = 'wal_level'
-        UNION ALL
-        SELECT 2, 'shared_preload_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
-               format('shared_preload_libraries = %L  (stategrid_ivm added to the existing list; needs a restart)',
-                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
-        FROM s JOIN libs l USING (name) WHERE name = 'shared_preload_libraries'
-        UNION ALL
-        SELECT 3, 'output_plugin_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
-               format('output_plugin_libraries = %L  (PostgreSQL 15.19 and later refuse unlisted plugins; reload)',
-                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
-        FROM s JOIN libs l USING (name) WHERE name = 'output_plugin_libraries'
-        UNION ALL
-        -- one slot per pipeline, and a free one for the next pipeline (or a rebuild)
-        SELECT 4, 'max_replication_slots', s.setting, s.setting::int > u.slots,
-               format('max_replication_slots = %s  (%s slots are in use: one per pipeline, and free ones for new pipelines; needs a restart)',
-                      greatest(10, u.slots + 2), u.slots)
-        FROM s CROSS JOIN used u WHERE name = 'max_replication_slots'
-        UNION ALL
-        SELECT 5, 'max_worker_processes', s.setting, s.setting::int >= 8,
-               'max_worker_processes = 16  (a launcher plus one worker per running pipeline; needs a restart)'
-        FROM s WHERE name = 'max_worker_processes'
-    )
-    SELECT requirement, current_value, ok, CASE WHEN ok THEN NULL ELSE fix END
-    FROM checked ORDER BY ord
-$$;
-
--- generate_sample_data and generate_follow_up_changes run as their caller and read these two
--- constant tables: whoever may call them may read those (they were not granted, so a
--- non-superuser granted generate_sample_data got "permission denied for function sample_regions").
-GRANT EXECUTE ON FUNCTION sample_regions(), sample_tariffs() TO PUBLIC;
-
--- pg_dump run by a pipeline's owner (not a superuser): it reads the rows of the extension's
--- configuration tables and the state of their sequences, and failed with "permission denied
--- for sequence pipeline_pipeline_id_seq". The catalog holds nothing the public views pipelines
--- and views do not already show, so everyone may read it (writing stays with the SECURITY
--- DEFINER functions); a dump keeps the pipelines of the roles the dumping role is a member
--- of: all of them for a superuser, its own for an owner.
-GRANT SELECT ON pipeline, source, view TO PUBLIC;
-GRANT SELECT ON SEQUENCE pipeline_pipeline_id_seq, view_view_id_seq TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('pipeline',
-    'WHERE pg_catalog.pg_has_role(owner, ''MEMBER'')');
-SELECT pg_catalog.pg_extension_config_dump('source',
-    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');
-SELECT pg_catalog.pg_extension_config_dump('view',
-    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');

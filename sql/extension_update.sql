@@ -1,15 +1,18 @@
--- ALTER EXTENSION stategrid_ivm UPDATE from 0.1.0, the first released version (issue 7,
--- deliverable 7): a pipeline created under 0.1.0 keeps running through the update and is
--- managed with 0.2.0's functions afterwards; and an updated install has exactly the objects of
--- a fresh one (every member of the extension with its definition, grants and dump settings).
+-- ALTER EXTENSION stategrid_ivm UPDATE from the released versions 0.1.0 and 0.2.0 to 0.3.0:
+-- a pipeline created under 0.1.0 and one created under 0.2.0 keep running through the updates
+-- and are managed with 0.3.0's functions afterwards; and an updated install, from 0.1.0 (through
+-- 0.2.0) or from 0.2.0, has exactly the objects of a fresh install of 0.3.0 (every member of
+-- the extension with its definition, grants and dump settings).
 \set orig_db :DBNAME
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS regress_sgivm_fresh WITH (FORCE);
 DROP DATABASE IF EXISTS regress_sgivm_updated WITH (FORCE);
+DROP DATABASE IF EXISTS regress_sgivm_from_020 WITH (FORCE);
 RESET client_min_messages;
 \set SHOW_CONTEXT never
 CREATE DATABASE regress_sgivm_fresh;
 CREATE DATABASE regress_sgivm_updated;
+CREATE DATABASE regress_sgivm_from_020;
 
 -- One line per member of the extension: what it is, and a digest of its definition (functions
 -- with their attributes and grants, tables with columns, defaults, constraints, indexes and
@@ -73,39 +76,85 @@ SELECT stategrid_ivm.create_stategrid_pipeline('updated');
 SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced;
 SELECT view_name, ok FROM stategrid_ivm.verify('updated');
 
+-- ---------------------------------------------------------------------------------------------
+-- Updated to 0.2.0, and a second State Grid pipeline created under it, in schema s020.
+-- ---------------------------------------------------------------------------------------------
+ALTER EXTENSION stategrid_ivm UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'stategrid_ivm';
+CREATE SCHEMA s020;
+SET search_path = s020, public;
+\set ECHO none
+\i :schema_file
+\set ECHO all
+INSERT INTO power_user (user_id, user_name, usage_type, region_id, region_name, phone)
+VALUES (7, '王强', '工业', 32, '江苏', '13700137007');
+INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+VALUES (7, 800.00, 520.00, '2024-03-01 10:00');
+SELECT stategrid_ivm.create_stategrid_pipeline('under_020');
+RESET search_path;
+SELECT stategrid_ivm.sync('under_020') IS NOT NULL AS synced;
+
+-- ---------------------------------------------------------------------------------------------
+-- The update to 0.3.0, both pipelines running.
+-- ---------------------------------------------------------------------------------------------
 ALTER EXTENSION stategrid_ivm UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'stategrid_ivm';
 
--- The worker never stopped: changes made after the update flow in.
+-- The workers never stopped: changes made after the update flow in.
 INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
 VALUES (1, 12.00, 6.72, '2024-03-02 08:00');
 UPDATE power_user SET region_id = 44, region_name = '广东' WHERE user_id = 2;
-SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced;
+INSERT INTO s020.power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+VALUES (7, 650.00, 422.50, '2024-03-02 10:00');
+SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced, stategrid_ivm.sync('under_020') IS NOT NULL AS synced_020;
 SELECT name, state, owner = current_user::regrole AS owned_by_me, transactions_applied
-FROM stategrid_ivm.pipelines WHERE name = 'updated';
+FROM stategrid_ivm.pipelines ORDER BY name;
 SELECT region_id, stat_date, total_consumption, user_count FROM dws_region_daily_stats ORDER BY stat_date, region_id;
-SELECT view_name, ok FROM stategrid_ivm.verify('updated');
--- 0.2.0's functions manage the pipeline 0.1.0 created
+SELECT region_id, stat_date, total_consumption, user_count FROM s020.dws_region_daily_stats ORDER BY stat_date, region_id;
+SELECT p.name, v.view_name, v.ok FROM (VALUES ('updated'), ('under_020')) p(name), stategrid_ivm.verify(p.name) v;
+-- 0.3.0's functions manage the pipelines 0.1.0 and 0.2.0 created (drop_view is new in 0.3.0)
 SELECT stategrid_ivm.pause_pipeline('updated');
 SELECT stategrid_ivm.refresh_view('dws_user_ranking') AS refreshed_rows;
 SELECT stategrid_ivm.resume_pipeline('updated');
-SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced;
-SELECT view_name, ok FROM stategrid_ivm.verify('updated');
+SELECT stategrid_ivm.drop_view('s020.dws_user_ranking', true);
+INSERT INTO s020.power_consumption (user_id, consumption_amount, consumption_cost, consumption_date)
+VALUES (7, 10.00, 6.50, '2024-03-03 10:00');
+SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced, stategrid_ivm.sync('under_020') IS NOT NULL AS synced_020;
+SELECT p.name, v.view_name, v.ok FROM (VALUES ('updated'), ('under_020')) p(name), stategrid_ivm.verify(p.name) v;
 
 -- The updated install is the fresh one.
 :objects_query \gset updated_
-SELECT :'fresh_objects' = :'updated_objects' AS same_objects_as_fresh_install,
-       array_length(string_to_array(:'updated_objects', E'\n'), 1) > 50 AS compared_many_objects;
-SELECT o AS only_in_fresh_install FROM unnest(string_to_array(:'fresh_objects', E'\n')) o
-EXCEPT SELECT unnest(string_to_array(:'updated_objects', E'\n'));
-SELECT o AS only_in_updated_install FROM unnest(string_to_array(:'updated_objects', E'\n')) o
-EXCEPT SELECT unnest(string_to_array(:'fresh_objects', E'\n'));
-
-SELECT stategrid_ivm.drop_pipeline('updated', true);
+SELECT stategrid_ivm.drop_pipeline(name, true) FROM stategrid_ivm.pipelines;
 SELECT count(*) AS slots FROM pg_replication_slots WHERE database = current_database();
+
+-- ---------------------------------------------------------------------------------------------
+-- 0.2.0 installed, then updated.
+-- ---------------------------------------------------------------------------------------------
+\c regress_sgivm_from_020
+CREATE EXTENSION stategrid_ivm VERSION '0.2.0';
+ALTER EXTENSION stategrid_ivm UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'stategrid_ivm';
+:objects_query \gset from_020_
+
+-- The three installs have the same objects.
+SELECT :'fresh_objects' = :'updated_objects' AS updated_from_010_as_fresh,
+       :'fresh_objects' = :'from_020_objects' AS updated_from_020_as_fresh,
+       array_length(string_to_array(:'fresh_objects', E'\n'), 1) > 50 AS compared_many_objects;
+-- (what differs, if anything: one line per object)
+SELECT i.name AS updated_install, d.side, d.o AS object
+FROM (VALUES ('from 0.1.0', :'updated_objects'), ('from 0.2.0', :'from_020_objects')) i(name, objects),
+     LATERAL (SELECT 'only in the fresh install', o FROM (
+                  SELECT unnest(string_to_array(:'fresh_objects', E'\n'))
+                  EXCEPT SELECT unnest(string_to_array(i.objects, E'\n'))) f(o)
+              UNION ALL
+              SELECT 'only in the updated install', o FROM (
+                  SELECT unnest(string_to_array(i.objects, E'\n'))
+                  EXCEPT SELECT unnest(string_to_array(:'fresh_objects', E'\n'))) u(o)) d(side, o)
+ORDER BY 1, 2, 3;
 
 \c :orig_db
 SET client_min_messages = warning;
 DROP DATABASE regress_sgivm_fresh WITH (FORCE);
 DROP DATABASE regress_sgivm_updated WITH (FORCE);
+DROP DATABASE regress_sgivm_from_020 WITH (FORCE);
 RESET client_min_messages;

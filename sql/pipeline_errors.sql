@@ -186,6 +186,14 @@ SELECT stategrid_ivm.add_source('errs', 'power_user', 'pipeline_errors.user_mirr
 -- a mirror that already belongs to another source
 SELECT stategrid_ivm.create_pipeline('errs_other');
 SELECT stategrid_ivm.add_source('errs_other', 'power_user', 'pipeline_errors.user_mirror');
+-- the source table of another pipeline, taken for a mirror, would refuse its own writes
+CREATE TABLE user_ids (user_id bigint PRIMARY KEY);
+SELECT stategrid_ivm.add_source('errs_other', 'user_ids', 'pipeline_errors.power_user');
+-- a mirror with a NOT NULL column that the source does not fill (the copy would fail)
+CREATE TABLE user_ids_noted (user_id bigint PRIMARY KEY, note text NOT NULL);
+SELECT stategrid_ivm.add_source('errs_other', 'user_ids', 'pipeline_errors.user_ids_noted');
+ALTER TABLE user_ids_noted ALTER note SET DEFAULT '';
+SELECT stategrid_ivm.add_source('errs_other', 'user_ids', 'pipeline_errors.user_ids_noted');
 SELECT stategrid_ivm.drop_pipeline('errs_other');
 SELECT pipeline, view_name, query FROM stategrid_ivm.views WHERE pipeline = 'errs';
 

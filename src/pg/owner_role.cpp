@@ -118,7 +118,7 @@ extern "C" Datum sgivm_run_as(PG_FUNCTION_ARGS) {
     PG_RETURN_ARRAYTYPE_P(result);
 }
 
-// The caller stamp of the SQL functions (stategrid_ivm--0.1.0--0.2.0.sql, _caller): a public
+// The caller stamp of the SQL functions (stategrid_ivm--0.3.0.sql, _caller): a public
 // function, running as its caller, stamps current_user; the SECURITY DEFINER implementation it
 // calls takes the caller only if it matches the stamp, which it uses up. The end of the
 // transaction, or an aborted subtransaction, forgets a stamp nobody took.

@@ -1,0 +1,866 @@
+-- stategrid_ivm 0.2.0 -> 0.3.0 (ALTER EXTENSION stategrid_ivm UPDATE).
+--
+-- 0.2.0 is released and its scripts are frozen. This script brings an install of 0.2.0 to the
+-- objects of stategrid_ivm--0.3.0.sql, the complete install script of 0.3.0, whose definitions
+-- it repeats (sql/extension_update.sql checks that both have the same objects). Pipelines keep
+-- running through the update: no catalog table changes.
+\echo Use "ALTER EXTENSION stategrid_ivm UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------------------
+-- New helpers.
+-- ---------------------------------------------------------------------------------------
+
+-- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
+-- Internal: superusers (our SECURITY DEFINER functions) only.
+CREATE FUNCTION _try_view_statements(role oid, view_name text, inputs oid[], setup text[], steps text[],
+                                     statements text[]) RETURNS void
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_try_view_statements';
+
+-- Row-level security (issue 13): a pipeline copies and streams every row of its sources into
+-- its owner's tables, where no policy of the source filters them. So its owner must bypass
+-- the sources' row-level security, as PostgreSQL's own apply workers must: be a superuser or
+-- have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY (check_enable_rls).
+-- add_source, start_pipeline, rebuild_pipeline, refresh_view and verify check it; the worker
+-- checks it again before each batch (src/pg/worker.cpp, become_owner).
+CREATE FUNCTION _row_security_applies(rel oid, role oid) RETURNS boolean
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'sgivm_row_security_applies';
+
+CREATE FUNCTION _refuse_row_security(p_pipeline text, p_owner oid, p_sources regclass[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source regclass;
+BEGIN
+    SELECT s INTO v_source FROM unnest(p_sources) s
+    WHERE s IS NOT NULL AND stategrid_ivm._row_security_applies(s, p_owner) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'row-level security of table % applies to the owner of pipeline "%" (%)', v_source, p_pipeline, p_owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A pipeline copies and streams every row of its sources, unfiltered by their policies: its owner must bypass row-level security (be a superuser, have BYPASSRLS, or own the table without FORCE ROW LEVEL SECURITY).',
+                  HINT = format('ALTER ROLE %s BYPASSRLS, or ALTER TABLE %s DISABLE ROW LEVEL SECURITY.', p_owner::regrole, v_source);
+    END IF;
+END
+$$;
+
+-- The statement that compares a maintained table with the rows it should hold (expected: a
+-- query whose columns include p_columns): one row, how many expected rows the table lacks
+-- (missing_rows) and how many it has beyond them (extra_rows), as EXCEPT ALL both ways would
+-- count them, but by binary image (record image equality, *=), as the worker decides that a row
+-- changed (src/core/view_plan.cpp): 1.0 and 1.00, 0 and -0 differ, and json, xml and point
+-- compare. Rows sorted by image are image-equal where they are peers (dense_rank). The
+-- expected values are cast to the table's column types as they are now, as writing them would
+-- cast them (a numeric(15,2) column of an adopted table holds a sum as 3.50).
+CREATE FUNCTION _compare_by_image(p_expected text, p_columns text[], p_table regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT format('SELECT coalesce(sum(greatest(d, 0)), 0) AS missing_rows, coalesce(sum(greatest(-d, 0)), 0) AS extra_rows'
+              ' FROM (SELECT sum(d) AS d FROM (SELECT d, dense_rank() OVER (ORDER BY r USING OPERATOR(pg_catalog.*<)) AS g'
+              ' FROM (SELECT 1 AS d, ROW(%s)::record AS r FROM (%s) q UNION ALL SELECT -1, ROW(%s)::record FROM %s t) x) y'
+              ' GROUP BY g) z',
+              string_agg(format('q.%I', c) || coalesce('::' || format_type(a.atttypid, a.atttypmod), ''), ', ' ORDER BY n),
+              p_expected, string_agg(format('t.%I', c), ', ' ORDER BY n), p_table)
+FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
+-- (a column the table lacks is named all the same: the comparison fails, naming it)
+LEFT JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+-- The checks of an existing table that a pipeline is to maintain (to adopt): add_source's ODS
+-- mirror (p_from 'source': the source's columns, of exactly its types, and its primary key
+-- p_key) or add_view's table (p_from 'view': the view's columns, of types of the same kind).
+-- The table must be no pipeline's yet, belong to the pipeline's owner, be writable by the
+-- owner and by the caller, and have the columns the pipeline writes; its other NOT NULL
+-- columns need defaults. p_way_out (lower case) says how to name another table, in the hints.
+CREATE FUNCTION _check_adoption(p_table regclass, p_pipeline stategrid_ivm.pipeline, p_caller oid,
+                                p_from text, p_columns text[], p_types text[], p_key name[],
+                                p_way_out text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_way_out text := upper(left(p_way_out, 1)) || substr(p_way_out, 2);
+    v_owner oid := (SELECT relowner FROM pg_class WHERE oid = p_table);
+    v_missing text;
+    v_key name[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.relid = p_table)
+       OR EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = p_table OR s.source_relid = p_table) THEN
+        RAISE EXCEPTION 'table % is already part of a pipeline', p_table
+            USING ERRCODE = 'duplicate_table', HINT = v_way_out || '.';
+    END IF;
+    -- a pipeline writes only tables of its owner (never the caller's rights, nor ours)
+    IF NOT pg_has_role(p_pipeline.owner, v_owner, 'USAGE') THEN
+        RAISE EXCEPTION 'table % is owned by %, not by the owner of pipeline "%" (%)', p_table, v_owner::regrole,
+                p_pipeline.name, p_pipeline.owner::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A pipeline maintains only tables its owner owns: %s, or change the table''s owner.', p_way_out);
+    END IF;
+    v_missing := coalesce(stategrid_ivm._missing_write_privileges(p_pipeline.owner, p_table),
+                          stategrid_ivm._missing_write_privileges(p_caller, p_table));
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for table %', p_table
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The owner of pipeline "%s" (%s) and the caller (%s) need %s on it.', p_pipeline.name,
+                                  p_pipeline.owner::regrole, p_caller::regrole, v_missing);
+    END IF;
+    SELECT string_agg(quote_ident(c), ', ' ORDER BY n) INTO v_missing
+    FROM unnest(p_columns) WITH ORDINALITY AS x(c, n)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = c
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % already exists and lacks the %''s columns %', p_table, p_from, v_missing
+            USING ERRCODE = 'duplicate_table',
+                  HINT = v_way_out || ', add the columns, or drop the table.';
+    END IF;
+    -- a mirror holds the source's values as they are; a view's values are cast to the table's
+    -- types, of the same kind (an INT column for a bigint count is accepted, text for a number not)
+    SELECT string_agg(format('%I (%s, the %s gives %s)', x.c, format_type(a.atttypid, a.atttypmod), p_from, x.t),
+                      ', ' ORDER BY x.n)
+    INTO v_missing
+    FROM unnest(p_columns, p_types) WITH ORDINALITY AS x(c, t, n)
+    JOIN pg_attribute a ON a.attrelid = p_table AND a.attname = x.c AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ta ON ta.oid = a.atttypid
+    JOIN pg_type tv ON tv.oid = to_regtype(x.t)
+    WHERE CASE p_from WHEN 'source' THEN ta.oid <> tv.oid ELSE ta.typcategory <> tv.typcategory END;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % already exists with columns of other types: %', p_table, v_missing
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = v_way_out || ', or change the column types.';
+    END IF;
+    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = p_table AND i.indisprimary;
+    IF p_key IS NOT NULL AND v_key IS DISTINCT FROM p_key THEN
+        RAISE EXCEPTION 'table % already exists with another primary key', p_table
+            USING ERRCODE = 'duplicate_table',
+                  DETAIL = format('Its primary key is (%s), the %s''s is (%s).',
+                                  array_to_string(v_key, ', '), p_from, array_to_string(p_key, ', ')),
+                  HINT = v_way_out || ', or drop or rename the existing table.';
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_missing
+    FROM pg_attribute a
+    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+      AND a.attidentity = '' AND a.attname::text <> ALL (p_columns);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has NOT NULL columns without defaults that the % does not fill: %', p_table, p_from, v_missing
+            USING ERRCODE = 'not_null_violation', HINT = 'Give them a default or drop NOT NULL.';
+    END IF;
+END
+$$;
+
+-- A table of a pipeline's catalog, or NULL. The catalog's OIDs are this database's while the
+-- pipeline has its slot here (p_local: a renamed table is still the pipeline's); a catalog
+-- restored from a dump holds the dumped cluster's OIDs, which may name other relations here,
+-- until rebuild_pipeline: then, or when the OID is gone, go by name.
+CREATE FUNCTION _catalog_table(p_local boolean, p_relid oid, p_name text) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_local AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_relid) THEN p_relid::regclass
+                ELSE to_regclass(p_name) END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Changed and new functions of the SQL interface.
+-- ---------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION _add_source(p_caller oid, pipeline text, source regclass, ods_table text) RETURNS regclass
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    p stategrid_ivm.pipeline;
+    v_nsp name;
+    v_rel name;
+    v_key name[];
+    v_ods regclass;
+    v_ods_name text;
+    v_ods_nsp name;
+    v_ods_rel name;
+    v_missing text;
+BEGIN
+    p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
+    IF p.state <> 'created' THEN
+        RAISE EXCEPTION 'cannot add a source to pipeline "%" in state %', pipeline, p.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Sources are added before start_pipeline(); for another table, create another pipeline.';
+    END IF;
+    SELECT n.nspname, c.relname INTO v_nsp, v_rel
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = source AND c.relkind IN ('r', 'p');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
+    END IF;
+    -- Rows of inheritance children are logged as the children's, and a query of the parent
+    -- reads them: the mirror could never equal it (the worker also stops on a child added later).
+    -- Partitions are followed: their changes arrive as the partitioned table's.
+    SELECT i.inhrelid::regclass::text INTO v_missing
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = source AND NOT c.relispartition ORDER BY 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % has inheritance children (%), which a pipeline cannot follow', source, v_missing
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Use declarative partitioning (CREATE TABLE ... PARTITION BY), whose partitions a pipeline follows, or add the tables that hold the rows (without children) as sources of their own.';
+    END IF;
+    -- one table of a partition tree per pipeline: its partitions' changes arrive as the tree's
+    SELECT s.source_name INTO v_missing
+    FROM stategrid_ivm.source s
+    WHERE s.pipeline_id = p.pipeline_id AND s.source_relid <> source
+      AND (s.source_relid IN (SELECT pg_partition_ancestors(source))
+           OR source IN (SELECT pg_partition_ancestors(s.source_relid)))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table % and source % of pipeline "%" are in the same partition tree', source, v_missing, pipeline
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Add only the partitioned table: the rows of all its partitions arrive in its mirror.';
+    END IF;
+    -- The worker streams the source into the mirror without a SELECT on it: the owner (and the
+    -- caller, who sees the mirror) must be allowed to read it. The worker checks again per batch.
+    IF NOT has_table_privilege(v_caller, source, 'SELECT') OR NOT has_table_privilege(p.owner, source, 'SELECT') THEN
+        RAISE EXCEPTION 'permission denied for table %', source
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The pipeline''s owner (%s) and the caller (%s) must both have SELECT on it.', p.owner::regrole, v_caller::regrole);
+    END IF;
+    PERFORM stategrid_ivm._refuse_row_security(pipeline, p.owner, ARRAY[source]);
+    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = source AND i.indisprimary;
+    IF v_key IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('Add one, e.g. ALTER TABLE %s ADD PRIMARY KEY (...): the mirror is kept by key.', source);
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = source AND i.indisprimary AND NOT i.indimmediate) THEN
+        RAISE EXCEPTION 'the primary key of table % is deferrable', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'A deferrable key cannot identify rows in the WAL (replica identity): make it NOT DEFERRABLE.';
+    END IF;
+    IF (SELECT relreplident FROM pg_class WHERE oid = source) = 'n' THEN
+        RAISE EXCEPTION 'table % has REPLICA IDENTITY NOTHING', source
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('ALTER TABLE %s REPLICA IDENTITY DEFAULT', source);
+    END IF;
+    IF EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id AND s.source_relid = source) THEN
+        RAISE EXCEPTION 'table % is already a source of pipeline "%"', source, pipeline
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    -- an unqualified mirror name goes next to the source
+    IF ods_table IS NULL THEN
+        v_ods_name := format('%I.%I', v_nsp, 'ods_' || v_rel);
+    ELSIF array_length(parse_ident(ods_table), 1) = 1 THEN
+        v_ods_name := format('%I.%I', v_nsp, (parse_ident(ods_table))[1]);
+    ELSE
+        v_ods_name := ods_table;
+    END IF;
+    v_ods := to_regclass(v_ods_name);
+    IF v_ods IS NULL THEN
+        -- same columns (generated ones stay generated), same primary key, owned by the owner
+        PERFORM stategrid_ivm._run_as(p.owner,
+            format('CREATE TABLE %s (LIKE %s INCLUDING GENERATED, PRIMARY KEY (%s))', v_ods_name, source,
+                   (SELECT string_agg(quote_ident(k), ', ') FROM unnest(v_key) k)));
+        v_ods := to_regclass(v_ods_name);
+    ELSE
+        IF v_ods = source THEN
+            RAISE EXCEPTION 'the ODS mirror of % cannot be the table itself', source
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM stategrid_ivm._check_adoption(v_ods, p, v_caller, 'source', c.names, c.types, v_key,
+                                              'pass another name as ods_table')
+        FROM (SELECT array_agg(a.attname::text ORDER BY a.attnum) AS names,
+                     array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types
+              FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped) c;
+    END IF;
+    SELECT n.nspname, c.relname INTO v_ods_nsp, v_ods_rel
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_ods;
+    INSERT INTO stategrid_ivm.source (pipeline_id, source_relid, source_name, ods_relid, ods_name, key_columns)
+    VALUES (p.pipeline_id, source, format('%I.%I', v_nsp, v_rel), v_ods, format('%I.%I', v_ods_nsp, v_ods_rel), v_key);
+    RETURN v_ods;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _add_view(p_caller oid, pipeline text, view_name text, query text, p_search_path text)
+RETURNS regclass
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    p stategrid_ivm.pipeline;
+    v_analysed text[];
+    v_plan jsonb;
+    v_parts text[];
+    v_nsp text;
+    v_rel text;
+    v_qualified text;
+    v_relid oid;
+    v_input oid;
+    v_src record;
+    v_stmt text;
+BEGIN
+    p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
+    IF view_name IS NULL OR query IS NULL THEN
+        RAISE EXCEPTION 'add_view needs a view name and a query' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- analysed as the caller, with the caller's search_path, like any query they run
+    v_analysed := stategrid_ivm._run_as(v_caller,
+        format('SELECT stategrid_ivm._plan_view(%L, 0, %L), pg_catalog.current_schema()', query, 'x'), p_search_path);
+    v_plan := v_analysed[1]::jsonb;
+    v_parts := parse_ident(view_name);
+    IF array_length(v_parts, 1) = 1 THEN
+        v_nsp := v_analysed[2];
+        v_rel := v_parts[1];
+        IF v_nsp IS NULL THEN
+            RAISE EXCEPTION 'no schema has been selected to create view "%" in', view_name
+                USING ERRCODE = 'invalid_schema_name', HINT = 'Qualify the view name, or set search_path.';
+        END IF;
+    ELSIF array_length(v_parts, 1) = 2 THEN
+        v_nsp := v_parts[1];
+        v_rel := v_parts[2];
+    ELSE
+        RAISE EXCEPTION 'invalid view name "%"', view_name USING ERRCODE = 'invalid_name';
+    END IF;
+    v_qualified := format('%I.%I', v_nsp, v_rel);
+
+    -- Inputs must be this pipeline's ODS mirrors or maintained views, readable by its owner
+    -- and by the caller.
+    FOR v_input IN SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x LOOP
+        SELECT s.* INTO v_src FROM stategrid_ivm.source s WHERE s.source_relid = v_input;
+        IF FOUND THEN
+            RAISE EXCEPTION 'view "%" reads the source table % directly', view_name, v_input::regclass
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = format('Read its ODS mirror %s instead: views are kept consistent with the mirrors, which follow the source transaction by transaction.', v_src.ods_name);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id AND s.ods_relid = v_input)
+           AND NOT EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id AND v.relid = v_input) THEN
+            RAISE EXCEPTION 'view "%" reads %, which pipeline "%" does not maintain', view_name, v_input::regclass, pipeline
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Views read the pipeline''s ODS mirrors (add_source) and its other views (add_view).';
+        END IF;
+        IF NOT has_table_privilege(v_caller, v_input, 'SELECT') OR NOT has_table_privilege(p.owner, v_input, 'SELECT') THEN
+            RAISE EXCEPTION 'permission denied for table %', v_input::regclass
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('View "%s" reads it: the pipeline''s owner (%s) and the caller (%s) must both have SELECT on it.',
+                                      view_name, p.owner::regrole, v_caller::regrole);
+        END IF;
+    END LOOP;
+
+    -- Wait for the worker to finish its batch, and keep it from writing the inputs until this
+    -- commits: the new table is filled at the pipeline's current position.
+    FOR v_input IN SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, format('LOCK TABLE %s IN SHARE MODE', v_input::regclass));
+    END LOOP;
+
+    v_relid := to_regclass(v_qualified);
+    IF v_relid IS NOT NULL THEN
+        PERFORM stategrid_ivm._check_adoption(v_relid, p, v_caller, 'view',
+            ARRAY(SELECT jsonb_array_elements_text(v_plan->'columns')),
+            ARRAY(SELECT jsonb_array_elements_text(v_plan->'types')), NULL, 'choose another view name');
+    ELSE
+        SELECT format('CREATE TABLE %s (%s)', v_qualified,
+                      string_agg(format('%I %s', c, t), ', ' ORDER BY n))
+        INTO v_stmt
+        FROM jsonb_array_elements_text(v_plan->'columns') WITH ORDINALITY AS c(c, n)
+        JOIN jsonb_array_elements_text(v_plan->'types') WITH ORDINALITY AS t(t, m) ON m = n;
+        -- created by the owner; type names as the analysis printed them, on the caller's path
+        PERFORM stategrid_ivm._run_as(p.owner, v_stmt, p_search_path);
+        v_relid := to_regclass(v_qualified);
+    END IF;
+
+    v_plan := (stategrid_ivm._run_as(v_caller,
+        format('SELECT stategrid_ivm._plan_view(%L, %s, %L)', query, v_relid, v_qualified), p_search_path))[1]::jsonb;
+    FOR v_stmt IN SELECT jsonb_array_elements_text(v_plan->'indexes') LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, v_stmt);
+    END LOOP;
+    INSERT INTO stategrid_ivm.view (pipeline_id, view_name, relid, query, plan)
+    VALUES (p.pipeline_id, v_qualified, v_relid, query, v_plan);
+    UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
+    PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
+    PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
+    -- The statements that keep the view current, run once on an empty change: one the worker
+    -- could not run fails add_view now, instead of the whole pipeline at its first change.
+    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified,
+        ARRAY(SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x),
+        ARRAY(SELECT jsonb_array_elements_text(v_plan->'setup')),
+        s.steps, s.statements)
+    FROM (SELECT array_agg(k.step ORDER BY k.ord, k.n) AS steps, array_agg(k.sql ORDER BY k.ord, k.n) AS statements
+          FROM (SELECT e.key || c.suffix AS step, i.x AS sql, i.n,
+                       array_position(ARRAY['fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove',
+                                            'replace_insert'], e.key) * 2 + c.o AS ord
+                FROM (VALUES (v_plan, '', 0), (v_plan->'uncaptured', ' (uncaptured)', 1)) c(obj, suffix, o),
+                     jsonb_each(coalesce(c.obj, '{}')) e,
+                     jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value
+                                                    ELSE jsonb_build_array(e.value) END) WITH ORDINALITY i(x, n)
+                WHERE e.key IN ('fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')
+                  AND i.x <> '') k) s;
+    RETURN v_relid;
+END
+$$;
+
+-- Removes one view from its pipeline, which keeps running: the worker takes the new view set at
+-- its next batch (views_version). For a view that fails: the worker's error names this call.
+CREATE FUNCTION _drop_view(p_caller oid, p_view regclass, drop_table boolean) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    v stategrid_ivm.view;
+    p stategrid_ivm.pipeline;
+    v_local boolean;
+    v_reader text;
+    r record;
+BEGIN
+    -- by OID, or by name for a pipeline restored from a dump and not rebuilt yet
+    SELECT * INTO v FROM stategrid_ivm.view x WHERE x.relid = p_view;
+    IF NOT FOUND THEN
+        SELECT * INTO v FROM stategrid_ivm.view x
+        WHERE to_regclass(x.view_name) = p_view AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid);
+    END IF;
+    IF v.view_id IS NULL THEN
+        RAISE EXCEPTION '% is not a maintained view', p_view
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    -- (waits for the worker's batch, and keeps the next one from starting until this commits)
+    p := stategrid_ivm._owned_pipeline(v_caller, (SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
+    SELECT x.view_name INTO v_reader FROM stategrid_ivm.view x
+    WHERE x.pipeline_id = v.pipeline_id AND x.view_id <> v.view_id AND (x.plan->'input_relids') @> to_jsonb(v.relid::bigint)
+    ORDER BY x.view_id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'view % of pipeline "%" reads view %', v_reader, p.name, v.view_name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Drop %s first: SELECT stategrid_ivm.drop_view(%L).', v_reader, v_reader);
+    END IF;
+    v_local := stategrid_ivm._has_local_slot(p);
+    DELETE FROM stategrid_ivm.view WHERE view_id = v.view_id;
+    -- a pipeline in error retries at once (as resume_pipeline does): the error may have been this view's
+    UPDATE stategrid_ivm.pipeline
+    SET views_version = views_version + 1,
+        state = CASE WHEN state <> 'error' THEN state WHEN backfill_lsn IS NULL THEN 'backfilling' ELSE 'running' END,
+        error_count = 0
+    WHERE pipeline_id = p.pipeline_id;
+    -- The indexes its statements needed on its inputs (those on its own table go with the table).
+    FOR r IN SELECT i.indexrelid::regclass AS idx
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE c.relname ~ ('^sgivm_[a-z]+_' || v.relid || '_[0-9]+$') AND i.indrelid <> v.relid
+               AND i.indrelid IN (SELECT x::oid FROM jsonb_array_elements_text(v.plan->'input_relids') x) LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, format('DROP INDEX %s', r.idx));
+    END LOOP;
+    IF drop_table THEN
+        PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', p_view));
+    END IF;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION drop_view(view regclass, drop_table boolean DEFAULT false) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT stategrid_ivm._drop_view(stategrid_ivm._stamp_caller(), view, drop_table) $$;
+
+CREATE OR REPLACE FUNCTION _start_pipeline(p_caller oid, p_name text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline := stategrid_ivm._owned_pipeline(stategrid_ivm._caller(p_caller), p_name);
+    v_source text;
+BEGIN
+    PERFORM stategrid_ivm._require_setup();
+    IF NOT EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id) THEN
+        RAISE EXCEPTION 'pipeline "%" has no source tables', p_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add them with stategrid_ivm.add_source() first.';
+    END IF;
+    IF p.state <> 'created' THEN
+        RAISE EXCEPTION 'pipeline "%" was already started (state %)', p_name, p.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use resume_pipeline() to continue a paused pipeline.';
+    END IF;
+    -- the worker copies the sources as the owner
+    SELECT s.source_name INTO v_source FROM stategrid_ivm.source s
+    WHERE s.pipeline_id = p.pipeline_id AND NOT has_table_privilege(p.owner, s.source_relid, 'SELECT') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'permission denied for table %', v_source
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, p.owner::regrole);
+    END IF;
+    PERFORM stategrid_ivm._refuse_row_security(p_name, p.owner,
+        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
+    UPDATE stategrid_ivm.pipeline SET state = 'backfilling', started_at = now()
+    WHERE pipeline_id = p.pipeline_id;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _refresh_view(p_caller oid, p_view regclass) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    v stategrid_ivm.view;
+    p stategrid_ivm.pipeline;
+BEGIN
+    SELECT * INTO v FROM stategrid_ivm.view WHERE relid = p_view;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '% is not a maintained view', p_view
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    p := stategrid_ivm._owned_pipeline(v_caller, (SELECT name FROM stategrid_ivm.pipeline WHERE pipeline_id = v.pipeline_id));
+    IF NOT stategrid_ivm._has_local_slot(p) AND to_regclass(v.view_name) IS DISTINCT FROM v.relid THEN
+        RAISE EXCEPTION 'the catalog of pipeline "%" does not match its tables', p.name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('After a restore, SELECT stategrid_ivm.rebuild_pipeline(%L) first.', p.name);
+    END IF;
+    -- (its inputs hold what the owner streamed from the sources: only while it may)
+    PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner,
+        ARRAY(SELECT s.source_relid::regclass FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
+    -- The worker writes this table only inside its apply transactions: wait for it, then
+    -- recompute from the inputs as of its last commit. As the owner, like the worker.
+    PERFORM stategrid_ivm._run_as(p.owner, format('LOCK TABLE %s IN EXCLUSIVE MODE', v.relid::regclass));
+    -- the guard against direct writes lets this transaction write the table
+    PERFORM stategrid_ivm._allow_direct_write(v.relid);
+    PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v.relid::regclass));
+    RETURN (stategrid_ivm._run_as(p.owner, v.plan->>'populate'))[1]::bigint;
+END
+$$;
+
+-- Anybody who may read the tables compared may compare them; the comparisons run as the
+-- pipeline's owner, never with the caller's rights (a view's functions are the owner's code).
+CREATE OR REPLACE FUNCTION _verify(p_caller oid, p_name text)
+RETURNS TABLE (view_name text, missing_rows bigint, extra_rows bigint, ok boolean)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    p stategrid_ivm.pipeline;
+    r record;
+    v_cols text[];
+    v_view regclass;
+    v_counts text[];
+    v_denied regclass;
+    v_src regclass;
+    v_ods regclass;
+    v_local boolean;
+BEGIN
+    SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline "%" does not exist', p_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
+    END IF;
+    v_local := stategrid_ivm._has_local_slot(p);
+    SELECT t INTO v_denied
+    FROM (SELECT x.k, x.n, stategrid_ivm._catalog_table(v_local, x.relid, x.rel_name) AS t
+          FROM (SELECT 1 AS k, s.source_name AS n, s.source_relid AS relid, s.source_name AS rel_name
+                FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 2, s.ods_name, s.ods_relid, s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                UNION ALL SELECT 3, v.view_id::text, v.relid, v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) x) y
+    WHERE t IS NOT NULL AND NOT has_table_privilege(v_caller, t, 'SELECT')
+    ORDER BY k, n COLLATE "C"
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'permission denied for table %', v_denied
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('verify(%L) compares it.', p_name);
+    END IF;
+    -- ODS mirrors against their sources (meaningful after sync, with writers quiet).
+    FOR r IN SELECT s.* FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id ORDER BY s.ods_name LOOP
+        view_name := r.ods_name;
+        v_src := stategrid_ivm._catalog_table(v_local, r.source_relid, r.source_name);
+        v_ods := stategrid_ivm._catalog_table(v_local, r.ods_relid, r.ods_name);
+        IF v_src IS NULL OR v_ods IS NULL THEN
+            missing_rows := NULL; extra_rows := NULL; ok := false;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        -- the owner reads the source: all of its rows, or the comparison means nothing
+        PERFORM stategrid_ivm._refuse_row_security(p.name, p.owner, ARRAY[v_src]);
+        SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO v_cols
+        FROM pg_attribute a WHERE a.attrelid = v_src AND a.attnum > 0 AND NOT a.attisdropped;
+        v_counts := stategrid_ivm._run_as(p.owner,
+            stategrid_ivm._compare_by_image(format('SELECT * FROM %s', v_src), v_cols, v_ods));
+        missing_rows := v_counts[1]::bigint;
+        extra_rows := v_counts[2]::bigint;
+        ok := missing_rows = 0 AND extra_rows = 0;
+        RETURN NEXT;
+    END LOOP;
+    FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
+        view_name := r.view_name;
+        v_view := stategrid_ivm._catalog_table(v_local, r.relid, r.view_name);
+        IF v_view IS NULL THEN
+            missing_rows := NULL; extra_rows := NULL; ok := false;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        -- the view's columns but its audit (clock) columns
+        SELECT array_agg(c ORDER BY n) INTO v_cols
+        FROM jsonb_array_elements_text(r.plan->'columns') WITH ORDINALITY AS x(c, n)
+        WHERE NOT r.plan->'audit_columns' ? c;
+        v_counts := stategrid_ivm._run_as(p.owner, stategrid_ivm._compare_by_image(r.plan->>'deparsed', v_cols, v_view));
+        missing_rows := v_counts[1]::bigint;
+        extra_rows := v_counts[2]::bigint;
+        ok := missing_rows = 0 AND extra_rows = 0;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- One call that makes a pipeline whole again after its slot was lost: the database restored
+-- from a dump (slots and origins are not dumped, and the catalog's OIDs are the dumped
+-- cluster's), a slot dropped by hand, or invalidated by max_slot_wal_keep_size. Finds the
+-- pipeline's tables again by the names they were added under, gives it a new slot and origin
+-- and the owner of its tables, and starts it over from a backfill (mirrors copied from the
+-- sources, views recomputed), as start_pipeline does.
+CREATE OR REPLACE FUNCTION _rebuild_pipeline(p_caller oid, p_name text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := stategrid_ivm._caller(p_caller);
+    p stategrid_ivm.pipeline;
+    r record;
+    v_owners oid[];
+    v_owner oid;
+    v_slot text;
+    v_plan jsonb;
+    v_stmt text;
+    v_old_slot_here boolean;
+BEGIN
+    IF NOT has_function_privilege(v_caller, 'stategrid_ivm.rebuild_pipeline(text)', 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied for function rebuild_pipeline' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT * INTO p FROM stategrid_ivm.pipeline WHERE name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline "%" does not exist', p_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM stategrid_ivm.pipelines lists the pipelines.';
+    END IF;
+    PERFORM stategrid_ivm._require_setup();
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'rebuild_pipeline must run in a transaction that has not written anything yet'
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'A replication slot can only be created before the transaction writes: call rebuild_pipeline in its own transaction.';
+    END IF;
+
+    -- Read-only checks first (nothing is created for a caller who may not).
+    FOR r IN SELECT 'source table' AS what, s.source_name AS rel FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+             UNION ALL SELECT 'ODS mirror', s.ods_name FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+             UNION ALL SELECT 'maintained table', v.view_name FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id LOOP
+        IF to_regclass(r.rel) IS NULL THEN
+            RAISE EXCEPTION '% % of pipeline "%" does not exist', r.what, r.rel, p_name
+                USING ERRCODE = 'undefined_table',
+                      HINT = 'Restore or rename it back, or drop the pipeline and create it again.';
+        END IF;
+    END LOOP;
+    -- The owner is the owner of its tables (a restore keeps table owners by name; role OIDs
+    -- differ between clusters).
+    SELECT array_agg(DISTINCT c.relowner) INTO v_owners
+    FROM pg_class c
+    WHERE c.oid IN (SELECT to_regclass(s.ods_name) FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                    UNION SELECT to_regclass(v.view_name) FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id);
+    IF array_length(v_owners, 1) > 1 THEN
+        RAISE EXCEPTION 'the tables of pipeline "%" belong to different roles (%)', p_name,
+                (SELECT string_agg(o::regrole::text, ', ') FROM unnest(v_owners) o)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Give them one owner (ALTER TABLE ... OWNER TO ...): the pipeline runs as that role.';
+    END IF;
+    v_owner := coalesce(v_owners[1],
+                        (SELECT oid FROM pg_roles WHERE oid = p.owner),
+                        v_caller);
+    IF NOT pg_has_role(v_caller, v_owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be the owner of pipeline "%" (%)', p_name, v_owner::regrole
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOR r IN SELECT s.source_name FROM stategrid_ivm.source s
+             WHERE s.pipeline_id = p.pipeline_id AND NOT has_table_privilege(v_owner, to_regclass(s.source_name), 'SELECT') LOOP
+        RAISE EXCEPTION 'permission denied for table %', r.source_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The owner of pipeline "%s" (%s) may not read it.', p_name, v_owner::regrole);
+    END LOOP;
+    PERFORM stategrid_ivm._refuse_row_security(p_name, v_owner,
+        ARRAY(SELECT to_regclass(s.source_name) FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id));
+
+    -- The new slot, before this transaction writes.
+    v_slot := 'sgivm_' || substr(md5(p_name || clock_timestamp()::text || random()::text), 1, 24);
+    BEGIN
+        PERFORM pg_create_logical_replication_slot(v_slot, 'stategrid_ivm');
+        PERFORM stategrid_ivm._slot_created(v_slot);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'could not create the replication slot of pipeline "%": %', p_name, SQLERRM
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'output_plugin_libraries must list stategrid_ivm exactly (PostgreSQL 15.19 and later), max_replication_slots must leave a free slot, and wal_level must be logical. See SELECT * FROM stategrid_ivm.check_setup().';
+    END;
+
+    -- Wait for a worker's batch, then rewrite the catalog.
+    SELECT * INTO p FROM stategrid_ivm.pipeline WHERE pipeline_id = p.pipeline_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pipeline "%" was dropped meanwhile', p_name USING ERRCODE = 'undefined_object';
+    END IF;
+    v_old_slot_here := stategrid_ivm._has_local_slot(p);
+
+    -- Table OIDs from the names, for this pipeline and for every other one of this database
+    -- that has no slot here either (restored with it): their old OIDs may now be the OIDs of
+    -- this pipeline's tables, and the catalog's unique keys would trip over them.
+    WITH stale AS (
+        SELECT q.pipeline_id FROM stategrid_ivm.pipeline q
+        WHERE q.pipeline_id = p.pipeline_id OR NOT stategrid_ivm._has_local_slot(q)
+    ), gone AS (
+        DELETE FROM stategrid_ivm.source s USING stale WHERE s.pipeline_id = stale.pipeline_id RETURNING s.*
+    )
+    INSERT INTO stategrid_ivm.source (pipeline_id, source_relid, source_name, ods_relid, ods_name, key_columns)
+    SELECT g.pipeline_id, coalesce(to_regclass(g.source_name)::oid, g.source_relid), g.source_name,
+           coalesce(to_regclass(g.ods_name)::oid, g.ods_relid), g.ods_name, g.key_columns
+    FROM gone g;
+    WITH stale AS (
+        SELECT q.pipeline_id FROM stategrid_ivm.pipeline q
+        WHERE q.pipeline_id = p.pipeline_id OR NOT stategrid_ivm._has_local_slot(q)
+    ), gone AS (
+        DELETE FROM stategrid_ivm.view v USING stale WHERE v.pipeline_id = stale.pipeline_id RETURNING v.*
+    )
+    INSERT INTO stategrid_ivm.view (view_id, pipeline_id, view_name, relid, query, plan, created_at)
+    SELECT g.view_id, g.pipeline_id, g.view_name, coalesce(to_regclass(g.view_name)::oid, g.relid), g.query, g.plan,
+           g.created_at
+    FROM gone g;
+
+    -- Its indexes named after old OIDs go; the views are planned again for the new OIDs (from
+    -- the analysed query, whose names are schema-qualified), with their indexes.
+    FOR r IN SELECT i.indexrelid::regclass AS idx
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE c.relname ~ '^sgivm_[a-z]+_[0-9]+_[0-9]+$'
+               AND i.indrelid IN (SELECT s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
+                                  UNION SELECT v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) LOOP
+        PERFORM stategrid_ivm._run_as(v_owner, format('DROP INDEX %s', r.idx));
+    END LOOP;
+    FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
+        v_plan := (stategrid_ivm._run_as(v_owner,
+            format('SELECT stategrid_ivm._plan_view(%L, %s, %L)', r.plan->>'deparsed', r.relid, r.view_name)))[1]::jsonb;
+        UPDATE stategrid_ivm.view SET plan = v_plan WHERE view_id = r.view_id;
+        FOR v_stmt IN SELECT jsonb_array_elements_text(v_plan->'indexes') LOOP
+            PERFORM stategrid_ivm._run_as(v_owner, v_stmt);
+        END LOOP;
+    END LOOP;
+
+    -- A worker uses the old slot and origin: stop it (the launcher starts one for the new slot).
+    PERFORM stategrid_ivm._stop_worker(p);
+    -- The old origin, unless the old slot lives in another database (this is a copy restored
+    -- into another database of the same cluster: the original still uses it).
+    IF EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = p.origin_name)
+       AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.slot_name = p.slot_name AND s.database <> current_database()) THEN
+        PERFORM pg_replication_origin_drop(p.origin_name);
+    END IF;
+    PERFORM pg_replication_origin_create(v_slot);
+    UPDATE stategrid_ivm.pipeline
+    SET slot_name = v_slot, origin_name = v_slot, owner = v_owner,
+        state = CASE WHEN state IN ('created', 'paused') THEN state ELSE 'backfilling' END,
+        backfill_snapshot = NULL, backfill_lsn = NULL, applied_lsn = NULL, applied_commit_time = NULL,
+        error_count = 0, views_version = views_version + 1
+    WHERE pipeline_id = p.pipeline_id;
+    -- The old slot last: no rollback brings it back.
+    IF v_old_slot_here THEN
+        PERFORM pg_drop_replication_slot(p.slot_name);
+    END IF;
+    PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+-- One row per requirement of the server configuration, with the setting that fixes it (only
+-- where something must change: fix agrees with ok).
+CREATE OR REPLACE FUNCTION check_setup(
+    OUT requirement text, OUT current_value text, OUT ok boolean, OUT fix text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        SELECT name, setting FROM pg_settings
+        WHERE name IN ('wal_level', 'shared_preload_libraries', 'output_plugin_libraries',
+                       'max_replication_slots', 'max_worker_processes')
+    ),
+    libs AS (
+        SELECT name, array(SELECT btrim(x) FROM unnest(string_to_array(setting, ',')) x) AS list
+        FROM s WHERE name IN ('shared_preload_libraries', 'output_plugin_libraries')
+    ),
+    used AS (SELECT count(*)::int AS slots FROM pg_replication_slots),
+    checked AS (
+        SELECT 1 AS ord, 'wal_level' AS requirement, s.setting AS current_value,
+               s.setting = 'logical' AS ok,
+               'wal_level = logical  (postgresql.conf; needs a restart)' AS fix
+        FROM s WHERE name = 'wal_level'
+        UNION ALL
+        SELECT 2, 'shared_preload_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
+               format('shared_preload_libraries = %L  (stategrid_ivm added to the existing list; needs a restart)',
+                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
+        FROM s JOIN libs l USING (name) WHERE name = 'shared_preload_libraries'
+        UNION ALL
+        SELECT 3, 'output_plugin_libraries', s.setting, 'stategrid_ivm' = ANY (l.list),
+               format('output_plugin_libraries = %L  (PostgreSQL 15.19 and later refuse unlisted plugins; reload)',
+                      array_to_string(array_remove(l.list, '') || 'stategrid_ivm'::text, ', '))
+        FROM s JOIN libs l USING (name) WHERE name = 'output_plugin_libraries'
+        UNION ALL
+        -- one slot per pipeline, and a free one for the next pipeline (or a rebuild)
+        SELECT 4, 'max_replication_slots', s.setting, s.setting::int > u.slots,
+               format('max_replication_slots = %s  (%s slots are in use: one per pipeline, and free ones for new pipelines; needs a restart)',
+                      greatest(10, u.slots + 2), u.slots)
+        FROM s CROSS JOIN used u WHERE name = 'max_replication_slots'
+        UNION ALL
+        SELECT 5, 'max_worker_processes', s.setting, s.setting::int >= 8,
+               'max_worker_processes = 16  (a launcher plus one worker per running pipeline; needs a restart)'
+        FROM s WHERE name = 'max_worker_processes'
+    )
+    SELECT requirement, current_value, ok, CASE WHEN ok THEN NULL ELSE fix END
+    FROM checked ORDER BY ord
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Privileges and pg_dump.
+-- ---------------------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION _try_view_statements(oid, text, oid[], text[], text[], text[]),
+    _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]),
+    _compare_by_image(text, text[], regclass),
+    _check_adoption(regclass, pipeline, oid, text, text[], text[], name[], text), _catalog_table(boolean, oid, text),
+    drop_view(regclass, boolean) FROM PUBLIC;
+-- generate_sample_data and generate_follow_up_changes run as their caller and read
+-- sample_regions and sample_tariffs: whoever may call them may read those (0.2.0 did not
+-- grant them, so a non-superuser granted generate_sample_data got "permission denied for
+-- function sample_regions")
+GRANT EXECUTE ON FUNCTION sample_regions(), sample_tariffs() TO PUBLIC;
+-- The implementations open to PUBLIC, with _drop_view, granted as a fresh install grants them
+-- (0.2.0 granted them without revoking first: the same rights, another order of the ACL).
+REVOKE ALL ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
+    _add_view(oid, text, text, text, text), _drop_view(oid, regclass, boolean), _start_pipeline(oid, text),
+    _pause_pipeline(oid, text), _resume_pipeline(oid, text), _drop_pipeline(oid, text, boolean),
+    _refresh_view(oid, regclass), _verify(oid, text), _rebuild_pipeline(oid, text),
+    _stamp_caller(), _allow_direct_write(oid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, regclass, text),
+    _add_view(oid, text, text, text, text), _drop_view(oid, regclass, boolean), _start_pipeline(oid, text),
+    _pause_pipeline(oid, text), _resume_pipeline(oid, text), _drop_pipeline(oid, text, boolean),
+    _refresh_view(oid, regclass), _verify(oid, text), _rebuild_pipeline(oid, text),
+    _stamp_caller(), _allow_direct_write(oid) TO PUBLIC;
+
+-- pg_dump run by a pipeline's owner (not a superuser) reads the rows of the extension's
+-- catalog and the state of its sequences, and failed with "permission denied for sequence
+-- pipeline_pipeline_id_seq". The catalog holds nothing the public views pipelines and views do
+-- not already show, so everyone may read it (writing stays with the SECURITY DEFINER
+-- functions); a dump keeps the pipelines of the roles the dumping role is a member of: all of
+-- them for a superuser, its own for an owner.
+GRANT SELECT ON pipeline, source, view TO PUBLIC;
+GRANT SELECT ON SEQUENCE pipeline_pipeline_id_seq, view_view_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('pipeline',
+    'WHERE pg_catalog.pg_has_role(owner, ''MEMBER'')');
+SELECT pg_catalog.pg_extension_config_dump('source',
+    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');
+SELECT pg_catalog.pg_extension_config_dump('view',
+    'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');
