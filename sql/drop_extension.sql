@@ -72,6 +72,8 @@ SELECT stategrid_ivm.sync('owned_one') IS NOT NULL AS synced;
 RESET ROLE;
 SELECT stategrid_ivm.pause_pipeline('owned_one');
 INSERT INTO slots_seen SELECT slot_name FROM stategrid_ivm.pipelines;
+-- the paused pipeline's worker is on its way out: wait until it is gone
+SELECT wait_until($$SELECT workers = 1 FROM leftovers$$) AS one_worker;
 SELECT * FROM leftovers;
 
 -- ---------------------------------------------------------------------------------------------
