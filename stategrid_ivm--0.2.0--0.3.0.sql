@@ -12,8 +12,7 @@
 
 -- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
 -- Internal: superusers (our SECURITY DEFINER functions) only.
-CREATE FUNCTION _try_view_statements(role oid, view_name text, inputs oid[], setup text[], steps text[],
-                                     statements text[]) RETURNS void
+CREATE FUNCTION _try_view_statements(role oid, view_name text, plan jsonb) RETURNS void
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_try_view_statements';
 
 -- Row-level security (issue 13): a pipeline copies and streams every row of its sources into
@@ -383,20 +382,7 @@ BEGIN
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
     -- The statements that keep the view current, run once on an empty change: one the worker
     -- could not run fails add_view now, instead of the whole pipeline at its first change.
-    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified,
-        ARRAY(SELECT x::oid FROM jsonb_array_elements_text(v_plan->'input_relids') x),
-        ARRAY(SELECT jsonb_array_elements_text(v_plan->'setup')),
-        s.steps, s.statements)
-    FROM (SELECT array_agg(k.step ORDER BY k.ord, k.n) AS steps, array_agg(k.sql ORDER BY k.ord, k.n) AS statements
-          FROM (SELECT e.key || c.suffix AS step, i.x AS sql, i.n,
-                       array_position(ARRAY['fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove',
-                                            'replace_insert'], e.key) * 2 + c.o AS ord
-                FROM (VALUES (v_plan, '', 0), (v_plan->'uncaptured', ' (uncaptured)', 1)) c(obj, suffix, o),
-                     jsonb_each(coalesce(c.obj, '{}')) e,
-                     jsonb_array_elements_text(CASE jsonb_typeof(e.value) WHEN 'array' THEN e.value
-                                                    ELSE jsonb_build_array(e.value) END) WITH ORDINALITY i(x, n)
-                WHERE e.key IN ('fill_affected', 'compute', 'update', 'remove', 'recompute', 'replace_remove', 'replace_insert')
-                  AND i.x <> '') k) s;
+    PERFORM stategrid_ivm._try_view_statements(p.owner, v_qualified, v_plan);
     RETURN v_relid;
 END
 $$;
@@ -827,7 +813,7 @@ $$;
 -- Privileges and pg_dump.
 -- ---------------------------------------------------------------------------------------
 
-REVOKE ALL ON FUNCTION _try_view_statements(oid, text, oid[], text[], text[], text[]),
+REVOKE ALL ON FUNCTION _try_view_statements(oid, text, jsonb),
     _row_security_applies(oid, oid), _refuse_row_security(text, oid, regclass[]),
     _compare_by_image(text, text[], regclass),
     _check_adoption(regclass, pipeline, oid, text, text[], text[], name[], text), _catalog_table(boolean, oid, text),

@@ -16,6 +16,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 
@@ -27,57 +28,80 @@ PG_FUNCTION_INFO_V1(sgivm_try_view_statements);
 #include "core/view_plan.hpp"
 #include "pg/owner_role.hpp"
 #include "pg/seam.hpp"
+#include "pg/view_maintenance.hpp"
 
 namespace {
-
-// CREATE of an input's delta table, as the worker makes it (mirror_table.cpp, and a view's own
-// setup for the views it reads): LIKE the input, in pg_temp.
-char *create_delta_table(Oid relid) {
-    char *input = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
-    return sgivm::pg::run_cpp([&] {
-        std::string sql = "CREATE TEMP TABLE IF NOT EXISTS " + sgivm::delta_table(relid).substr(8) + " (LIKE " + input +
-                          ") ON COMMIT DELETE ROWS";
-        return sgivm::pg::pg_call([&] { return pstrdup(sql.c_str()); });
-    });
-}
 
 void run(const char *sql) {
     int rc = SPI_execute(sql, false, 0);
     if (rc < 0) elog(ERROR, "stategrid_ivm: %s failed: %s", sql, SPI_result_code_string(rc));
 }
 
+// What the dry run needs of a view's plan, read through plan_from_json (the one reader of a
+// plan) into palloc'd strings: the CREATE of each input's delta table, as the worker makes it
+// (mirror_table.cpp, and a view's own setup for the views it reads: LIKE the input, in pg_temp),
+// the view's working tables, then the statements with their steps.
+struct DryRun {
+    int n_create = 0, n_setup = 0, n_statements = 0;
+    char **create = nullptr, **setup = nullptr, **steps = nullptr, **sql = nullptr;
+};
+
+// PostgreSQL calls only (palloc): called under pg_call.
+char **pstrdup_all(const std::vector<std::string> &strings) {
+    char **out = static_cast<char **>(palloc(sizeof(char *) * Max(strings.size(), 1)));
+    for (size_t i = 0; i < strings.size(); i++) out[i] = pstrdup(strings[i].c_str());
+    return out;
+}
+
+DryRun read_plan(const char *plan_json) {
+    return sgivm::pg::run_cpp([&] {
+        sgivm::StoredViewPlan plan = sgivm::plan_from_json(plan_json);
+        std::vector<std::string> create, steps, sql;
+        for (uint32_t relid : plan.input_relids) {
+            std::string input = sgivm::pg::pg_call([&] {
+                Oid rel = static_cast<Oid>(relid);
+                return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)), get_rel_name(rel)));
+            });
+            create.push_back("CREATE TEMP TABLE IF NOT EXISTS " + sgivm::delta_table(relid).substr(8) + " (LIKE " + input +
+                             ") ON COMMIT DELETE ROWS");
+        }
+        for (auto &named : sgivm::pg::named_statements(plan)) {
+            steps.push_back(named.first);
+            sql.push_back(named.second);
+        }
+        return sgivm::pg::pg_call([&] {
+            DryRun r;
+            r.n_create = static_cast<int>(create.size());
+            r.create = pstrdup_all(create);
+            r.n_setup = static_cast<int>(plan.plan.setup.size());
+            r.setup = pstrdup_all(plan.plan.setup);
+            r.n_statements = static_cast<int>(sql.size());
+            r.steps = pstrdup_all(steps);
+            r.sql = pstrdup_all(sql);
+            return r;
+        });
+    });
+}
+
 }  // namespace
 
-// stategrid_ivm._try_view_statements(role oid, view_name text, inputs oid[], setup text[],
-// steps text[], statements text[]): creates the working tables as `role` (as the worker does),
-// then runs each statement as `role` in a security-restricted operation; on the first failure,
-// an error naming the view and the step. Internal: superusers (_add_view) only.
+// stategrid_ivm._try_view_statements(role oid, view_name text, plan jsonb): creates the view's
+// working tables as `role` (as the worker does), then runs each maintenance statement of the
+// plan as `role` in a security-restricted operation; on the first failure, an error naming the
+// view and the step. Internal: superusers (_add_view) only.
 extern "C" Datum sgivm_try_view_statements(PG_FUNCTION_ARGS) {
     if (!superuser())
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for function _try_view_statements"),
                         errdetail("It is internal to stategrid_ivm.")));
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 3; i++)
         if (PG_ARGISNULL(i)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("_try_view_statements needs every argument")));
     Oid role = PG_GETARG_OID(0);
     char *view = text_to_cstring(PG_GETARG_TEXT_PP(1));
-    Datum *inputs, *setup, *steps, *statements;
-    int n_inputs, n_setup, n_steps, n_statements;
-    deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), OIDOID, sizeof(Oid), true, TYPALIGN_INT, &inputs, nullptr, &n_inputs);
-    deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), TEXTOID, -1, false, TYPALIGN_INT, &setup, nullptr, &n_setup);
-    deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), TEXTOID, -1, false, TYPALIGN_INT, &steps, nullptr, &n_steps);
-    deconstruct_array(PG_GETARG_ARRAYTYPE_P(5), TEXTOID, -1, false, TYPALIGN_INT, &statements, nullptr, &n_statements);
-    if (n_steps != n_statements) elog(ERROR, "stategrid_ivm: _try_view_statements needs a step per statement");
+    Jsonb *plan = PG_GETARG_JSONB_P(2);
     // (every string in this context: SPI's, which the statements run in, goes with the subtransaction)
-    char **create = static_cast<char **>(palloc(sizeof(char *) * Max(n_inputs, 1)));
-    for (int i = 0; i < n_inputs; i++) create[i] = create_delta_table(DatumGetObjectId(inputs[i]));
-    char **setup_sql = static_cast<char **>(palloc(sizeof(char *) * Max(n_setup, 1)));
-    for (int i = 0; i < n_setup; i++) setup_sql[i] = TextDatumGetCString(setup[i]);
-    char **step_names = static_cast<char **>(palloc(sizeof(char *) * Max(n_steps, 1)));
-    char **sql = static_cast<char **>(palloc(sizeof(char *) * Max(n_statements, 1)));
-    for (int i = 0; i < n_statements; i++) {
-        step_names[i] = TextDatumGetCString(steps[i]);
-        sql[i] = TextDatumGetCString(statements[i]);
-    }
+    DryRun d = read_plan(JsonbToCString(nullptr, &plan->root, VARSIZE(plan)));
+    int n_inputs = d.n_create, n_setup = d.n_setup, n_statements = d.n_statements;
+    char **create = d.create, **setup_sql = d.setup, **step_names = d.steps, **sql = d.sql;
 
     MemoryContext caller = CurrentMemoryContext;
     ResourceOwner caller_owner = CurrentResourceOwner;

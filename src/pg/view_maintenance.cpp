@@ -111,6 +111,20 @@ uint64 maintain_view(MaintainedView &v, uint64 delta_rows) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> named_statements(const StoredViewPlan &plan) {
+    static const char *const names[kSteps] = {"fill_affected", "compute",        "update",        "remove",
+                                              "recompute",     "replace_remove", "replace_insert"};
+    MaintainedView v = view_of(StoredView{InvalidOid, "", plan});
+    std::vector<std::pair<std::string, std::string>> out;
+    for (size_t i = 0; i < kSteps; i++) {
+        for (const Statement &st : v.captured[i])
+            if (!st.sql.empty()) out.emplace_back(names[i], st.sql);
+        for (const Statement &st : v.uncaptured[i])
+            if (!st.sql.empty()) out.emplace_back(std::string(names[i]) + " (uncaptured)", st.sql);
+    }
+    return out;
+}
+
 std::string drop_view_advice(const std::string &view) {
     std::string literal;
     for (char c : view) literal += c == '\'' ? std::string("''") : std::string(1, c);

@@ -14,6 +14,8 @@ extern "C" {
 #include <utility>
 #include <vector>
 
+#include "core/view_plan.hpp"
+
 namespace sgivm::pg {
 
 // The kinds of maintenance statement of a view's plan (ViewPlan), in the order a batch runs them.
@@ -85,6 +87,10 @@ private:
     int64 version_ = -1;
     int64 working_tables_version_ = -1;  // version_ the views' working tables exist for
 };
+
+// The statements of a stored plan in the order a batch runs them, each with its step's name
+// ("compute", then "compute (uncaptured)"): what add_view's dry run runs (view_dry_run.cpp).
+std::vector<std::pair<std::string, std::string>> named_statements(const StoredViewPlan &plan);
 
 // The end of the error of a view that fails: the call that removes just that view (the rest of
 // the pipeline waits for it meanwhile).
