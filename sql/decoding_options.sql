@@ -25,6 +25,13 @@ SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 't
 SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'relids', '0');
 SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'skip-origin', '');
 SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'skip-origin', 'no_such_origin');
+-- An empty list selects nothing: it is refused rather than streaming nothing. (An option without
+-- any value, pg_recvlogical -o format, cannot be given here: t/070_recvlogical.pl tries it.)
+SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'tables', '');
+SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'tables', '  ');
+SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text', 'relids', '');
+SELECT data FROM pg_logical_slot_peek_changes('sg_opt', NULL, NULL, 'format', 'text',
+                                              'tables', 'power_user', 'relids', '');
 -- 'binary' is the default, and is accepted by name.
 SELECT count(*) FROM pg_logical_slot_peek_binary_changes('sg_opt', NULL, NULL, 'format', 'binary');
 

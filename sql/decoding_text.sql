@@ -116,6 +116,35 @@ TRUNCATE power_consumption, power_user RESTART IDENTITY;
 SELECT * FROM stream;
 SELECT pg_temp.consume();
 
+-- One message is one line: a backslash and the ASCII control characters in values and names
+-- are written as backslash escapes (\\ \n \r \t, else \xNN), a quote is doubled. The plugin's
+-- text format and change_to_text() of the binary message write the same bytes.
+CREATE TABLE odd_text (id int PRIMARY KEY, note text, label varchar(40), tags text[],
+                       U&"two\000Alines" text);
+INSERT INTO odd_text VALUES
+    (1, E'first line\nsecond line', E'cr\r\nlf', ARRAY[E'a\tb', 'c'], E'tab\tend'),
+    (2, E'back\\slash, \\n is not a newline, trailing \\', 'O''Brien', NULL, NULL),
+    (3, E'nul-free controls: \x01 \x1b \x7f \x1f', E'\u2028 is not escaped', ARRAY[E'x\ny'], '');
+UPDATE odd_text SET note = E'\n\n', label = E'\\' WHERE id = 2;
+DELETE FROM odd_text WHERE id = 3;
+SELECT * FROM stream;
+-- no control characters, and the same bytes as the binary message's change_to_text()
+SELECT count(*) AS messages,
+       count(*) FILTER (WHERE change ~ '[\x01-\x1f\x7f]') AS with_control_characters
+FROM stream;
+SELECT n, t.data = stategrid_ivm.change_to_text(b.data) AS same
+FROM pg_logical_slot_peek_changes('sg_text', NULL, NULL, 'format', 'text') WITH ORDINALITY AS t(l, x, data, n)
+FULL JOIN (SELECT row_number() OVER (ORDER BY o) AS n, data
+           FROM pg_logical_slot_peek_binary_changes('sg_text', NULL, NULL) WITH ORDINALITY AS b(l, x, data, o)
+           WHERE get_byte(data, 1) <> ascii('R')) b USING (n)
+ORDER BY n;
+-- the RELATION line of change_to_text escapes the column name too
+SELECT stategrid_ivm.change_to_text(data)
+FROM pg_logical_slot_peek_binary_changes('sg_text', NULL, NULL)
+WHERE get_byte(data, 1) = ascii('R');
+SELECT pg_temp.consume();
+DROP TABLE odd_text;
+
 -- With the tables option, other tables are skipped entirely: a transaction that touches only
 -- them emits nothing, not even BEGIN/COMMIT; a mixed one emits only the chosen tables.
 CREATE TABLE meter_device (device_id int PRIMARY KEY, model text);

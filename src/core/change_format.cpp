@@ -440,12 +440,49 @@ std::string format_timestamp(int64_t us, bool with_zone) {
 
 namespace {
 
-std::string quote_text(const std::string &t) {
-    std::string q = "'";
-    for (char c : t) {
-        if (c == '\'') q += '\'';
-        q += c;
+// Appends s with a backslash and each ASCII control character written as an escape: \\, \n, \r,
+// \t, else \xNN (two lower-case hex digits). So a message stays on one line, and every byte
+// can be read back: a backslash in the output always starts an escape (§6).
+void append_escaped(std::string &out, std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    for (char ch : s) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
     }
+}
+
+// A name (schema, table, column, partition) as the text form shows it.
+std::string shown_name(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    append_escaped(out, s);
+    return out;
+}
+
+// A value in single quotes: escaped as above, and a quote doubled.
+std::string quote_text(std::string_view t) {
+    std::string q = "'";
+    q.reserve(t.size() + 2);
+    size_t start = 0;
+    for (size_t quote; (quote = t.find('\'', start)) != std::string_view::npos; start = quote + 1) {
+        append_escaped(q, t.substr(start, quote + 1 - start));
+        q += '\'';
+    }
+    append_escaped(q, t.substr(start));
     q += '\'';
     return q;
 }
@@ -492,7 +529,7 @@ std::string format_row(const Row &row, const RelationMessage *rel, bool key_only
     for (size_t i = 0; i < row.size(); i++) {
         if (i) s += ' ';
         if (i < cols.size())
-            s += cols[i]->name;
+            append_escaped(s, cols[i]->name);
         else
             s += "$" + std::to_string(i + 1);
         s += ':';
@@ -524,7 +561,7 @@ const char *resync_reason_text(ResyncReason r) {
 std::string format_text(const Message &m, const RelationLookup &lookup) {
     auto name_of = [&](uint32_t relid) {
         const RelationMessage *r = lookup ? lookup(relid) : nullptr;
-        return r ? r->schema + "." + r->name : "#" + std::to_string(relid);
+        return r ? shown_name(r->schema) + "." + shown_name(r->name) : "#" + std::to_string(relid);
     };
     const RelationMessage *rel = nullptr;
     if (lookup && (m.kind == MessageKind::Insert || m.kind == MessageKind::Update ||
@@ -535,11 +572,11 @@ std::string format_text(const Message &m, const RelationLookup &lookup) {
             return "BEGIN " + std::to_string(m.begin.xid) + " commit_time '" +
                    format_timestamp(m.begin.commit_time, true) + "'";
         case MessageKind::Relation: {
-            std::string s = "RELATION " + m.relation.schema + "." + m.relation.name + " (";
+            std::string s = "RELATION " + shown_name(m.relation.schema) + "." + shown_name(m.relation.name) + " (";
             for (size_t i = 0; i < m.relation.columns.size(); i++) {
                 const Column &c = m.relation.columns[i];
                 if (i) s += ", ";
-                s += c.name;
+                append_escaped(s, c.name);
                 if (c.is_key) s += " key";
             }
             return s + ")";
@@ -572,7 +609,7 @@ std::string format_text(const Message &m, const RelationLookup &lookup) {
             return s;
         }
         case MessageKind::Resync:
-            return "RESYNC " + name_of(m.resync.relid) + ": partition " + m.resync.partition + " " +
+            return "RESYNC " + name_of(m.resync.relid) + ": partition " + shown_name(m.resync.partition) + " " +
                    resync_reason_text(m.resync.reason);
         case MessageKind::Commit:
             return "COMMIT lsn " + format_lsn(m.commit.commit_lsn) + " end_lsn " +

@@ -211,9 +211,11 @@ const char *resync_reason_text(ResyncReason r);
 // Finds the relation a row or truncate message refers to (null when unknown).
 using RelationLookup = std::function<const RelationMessage *(uint32_t relid)>;
 
-// The human-readable form (plugin option format 'text'); the lookup supplies table and column
-// names, without it relations are shown by OID.
+// The human-readable form (plugin option format 'text'), one line: a backslash and the ASCII
+// control characters in values and names are backslash escapes (docs/change-format.md §6). The
+// lookup supplies table and column names; without it relations are shown by OID.
 std::string format_text(const Message &m, const RelationLookup &lookup = nullptr);
+// A value as the text form shows it: null, an integer, or quoted (quotes doubled, escapes).
 std::string format_value(const Value &v);
 // The value as a PostgreSQL input function reads it (no quoting): for a column whose type
 // differs from the one the value travelled as.

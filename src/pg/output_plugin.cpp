@@ -589,29 +589,46 @@ void check_trees(LogicalDecodingContext *ctx, ReorderBufferTXN *txn) {
 
 // ---- callbacks ---------------------------------------------------------------------------
 
+// The value of an option. pg_recvlogical -o NAME (no "=") passes an option without one: say
+// that it needs one, and which, rather than calling it an invalid "(null)".
+const char *option_value(const DefElem *el, const char *hint) {
+    if (el->arg) return strVal(el->arg);
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("option \"%s\" of output plugin stategrid_ivm needs a value", el->defname),
+                    errhint("%s", hint)));
+    pg_unreachable();
+}
+
 void parse_options(LogicalDecodingContext *ctx, PluginOptions *o) {
     ListCell *lc;
     foreach (lc, ctx->output_plugin_options) {
         DefElem *el = static_cast<DefElem *>(lfirst(lc));
-        const char *val = el->arg ? strVal(el->arg) : nullptr;
         if (strcmp(el->defname, "format") == 0) {
-            if (val && strcmp(val, "text") == 0)
+            const char *val = option_value(el, "Use 'binary' or 'text'.");
+            if (strcmp(val, "text") == 0)
                 o->text_format = true;
-            else if (val && strcmp(val, "binary") == 0)
+            else if (strcmp(val, "binary") == 0)
                 o->text_format = false;
             else
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                                errmsg("invalid value \"%s\" for option \"format\" of output plugin stategrid_ivm",
-                                       val ? val : "(null)"),
+                                errmsg("invalid value \"%s\" for option \"format\" of output plugin stategrid_ivm", val),
                                 errhint("Use 'binary' or 'text'.")));
         } else if (strcmp(el->defname, "tables") == 0 || strcmp(el->defname, "relids") == 0) {
+            bool by_name = el->defname[0] == 't';
+            const char *val = option_value(el, by_name ? "Give a comma-separated list of table names."
+                                                       : "Give a comma-separated list of table OIDs.");
             List *items = NIL;
-            if (!val || !SplitIdentifierString(pstrdup(val), ',', &items))
+            if (!SplitIdentifierString(pstrdup(val), ',', &items))
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                                errmsg("invalid list \"%s\" for option \"%s\" of output plugin stategrid_ivm",
-                                       val ? val : "(null)", el->defname)));
+                                errmsg("invalid list \"%s\" for option \"%s\" of output plugin stategrid_ivm", val,
+                                       el->defname)));
+            // An empty list would select no table and stream nothing, silently.
+            if (items == NIL)
+                ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                                errmsg("empty list for option \"%s\" of output plugin stategrid_ivm", el->defname),
+                                errhint("Name at least one table, or leave the option out to emit every table.")));
             o->filter_tables = true;
-            if (el->defname[0] == 't') {
+            if (by_name) {
                 o->table_names = list_concat(o->table_names, items);
             } else {
                 size_t want = sizeof(Oid) * (o->nrelids + list_length(items) + 1);
@@ -628,7 +645,8 @@ void parse_options(LogicalDecodingContext *ctx, PluginOptions *o) {
                 }
             }
         } else if (strcmp(el->defname, "skip-origin") == 0) {
-            if (!val || *val == '\0')
+            const char *val = option_value(el, "Use 'any' or the name of a replication origin.");
+            if (*val == '\0')
                 ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                                 errmsg("option \"skip-origin\" needs a replication origin name or 'any'")));
             if (strcmp(val, "any") == 0) {

@@ -121,17 +121,59 @@ void check_timestamp_text(int64_t us, bool with_zone, const std::string &text) {
             "timestamp " + std::to_string(us) + " shown as " + text + ", which is another time");
 }
 
-// 'text' with embedded quotes doubled reads back as the text.
+// Reads back what the text form escaped (docs/change-format.md §6), from pos up to the first byte
+// in stop (or the end): \\ \n \r \t and \xNN (lower-case hex) are the escaped bytes; a quote is
+// a doubled quote when quoted. Any other backslash, or a control character, is a violation.
+std::string read_escaped(std::string_view s, size_t &pos, bool quoted, std::string_view stop) {
+    std::string back;
+    while (pos < s.size()) {
+        char c = s[pos];
+        require(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f, "raw control character in the text form");
+        if (quoted && c == '\'') {
+            if (pos + 1 < s.size() && s[pos + 1] == '\'') {
+                back += '\'';
+                pos += 2;
+                continue;
+            }
+            return back;  // the closing quote
+        }
+        if (!quoted && stop.find(c) != std::string_view::npos) return back;
+        pos++;
+        if (c != '\\') {
+            back += c;
+            continue;
+        }
+        require(pos < s.size(), "backslash at the end of the text form");
+        char e = s[pos++];
+        if (e == '\\') {
+            back += '\\';
+        } else if (e == 'n') {
+            back += '\n';
+        } else if (e == 'r') {
+            back += '\r';
+        } else if (e == 't') {
+            back += '\t';
+        } else {
+            static const std::string_view hex = "0123456789abcdef";
+            require(e == 'x' && pos + 2 <= s.size() && hex.find(s[pos]) != std::string_view::npos &&
+                        hex.find(s[pos + 1]) != std::string_view::npos,
+                    "backslash that starts no escape in the text form");
+            auto byte = static_cast<unsigned char>(hex.find(s[pos]) * 16 + hex.find(s[pos + 1]));
+            require(byte < 0x20 || byte == 0x7f, "\\x escape of a byte that is shown as it is");
+            back += static_cast<char>(byte);
+            pos += 2;
+        }
+    }
+    require(!quoted, "quoted value without its closing quote");
+    return back;
+}
+
+// 'text', as the text form quotes a value, reads back as the text.
 void check_quoted(const std::string &text, const std::string &shown) {
     require(shown.size() >= 2 && shown.front() == '\'' && shown.back() == '\'', "text value not quoted: " + shown);
-    std::string back;
-    for (size_t i = 1; i + 1 < shown.size(); i++) {
-        if (shown[i] == '\'') {
-            require(i + 2 < shown.size() && shown[i + 1] == '\'', "lone quote inside a quoted value: " + shown);
-            i++;
-        }
-        back += shown[i];
-    }
+    size_t pos = 1;
+    std::string back = read_escaped(shown, pos, true, "");
+    require(pos + 1 == shown.size(), "quoted value ends before its end: " + shown);
     require(back == text, "quoted text does not read back as the value");
 }
 
@@ -189,15 +231,75 @@ std::string encode_streaming(const RowMessage &m) {
 }
 
 // A relation for format_text to name columns with: its shape follows from the relid, so that
-// rows meet relations with fewer, as many and more columns than they carry.
+// rows meet relations with fewer, as many and more columns than they carry. Its names hold
+// characters the text form escapes.
 RelationMessage relation_for(uint32_t relid) {
+    static const char *const odd[] = {"", "\n", "\\", "\t\x01"};
     RelationMessage r;
     r.relid = relid;
-    r.schema = "s";
+    r.schema = std::string("s") + odd[relid % 4];
     r.name = "t" + std::to_string(relid);
     for (uint32_t i = 0; i < relid % 7; i++)
-        r.columns.push_back(Column{"c" + std::to_string(i), 0, -1, ((relid >> i) & 1) != 0});
+        r.columns.push_back(Column{"c" + std::to_string(i) + odd[(relid + i) % 4], 0, -1, ((relid >> i) & 1) != 0});
     return r;
+}
+
+// The name format_text gives value i of a row: the relation's column (only its key columns for
+// an old key), else $n by position.
+std::string value_name(const RelationMessage *rel, bool key_only, size_t i) {
+    size_t n = 0;
+    if (rel)
+        for (const Column &c : rel->columns)
+            if (!key_only || c.is_key) {
+                if (n++ == i) return c.name;
+            }
+    return "$" + std::to_string(i + 1);
+}
+
+// A row line read back, independently of the formatter: the table, the operation, then each
+// value as `name:shown`, which reads back as the value itself. Nothing is left over.
+void check_row_line(const RowMessage &m, const std::string &line, const RelationMessage *rel) {
+    size_t pos = 0;
+    require(take(line, pos, "table "), "row line does not start with table: " + line);
+    std::string table = read_escaped(line, pos, false, ":");
+    require(table == (rel ? rel->schema + "." + rel->name : "#" + std::to_string(m.relid)),
+            "row line names another table: " + line);
+    static const std::map<MessageKind, std::string> op = {
+        {MessageKind::Insert, ": INSERT:"}, {MessageKind::Update, ": UPDATE:"}, {MessageKind::Delete, ": DELETE:"}};
+    require(take(line, pos, op.at(m.kind)), "row line without its operation: " + line);
+    auto values = [&](const Row &row, bool key_only) {
+        for (size_t i = 0; i < row.size(); i++) {
+            require(i == 0 || take(line, pos, " "), "values not separated by a space: " + line);
+            require(read_escaped(line, pos, false, ":") == value_name(rel, key_only, i) && take(line, pos, ":"),
+                    "value " + std::to_string(i + 1) + " not named as its column: " + line);
+            const Value &v = row[i];
+            switch (v.kind) {
+                case ValueKind::Null: require(take(line, pos, "null"), "null not shown as null"); break;
+                case ValueKind::UnchangedToast:
+                    require(take(line, pos, "unchanged-toast-datum"), "unchanged TOAST not shown as such");
+                    break;
+                case ValueKind::Int32:
+                case ValueKind::Int64:
+                    require(take(line, pos, std::to_string(v.integer)), "integer not shown as itself: " + line);
+                    break;
+                default:
+                    require(take(line, pos, "'"), "value not quoted: " + line);
+                    require(read_escaped(line, pos, true, "") == input_text(v) && take(line, pos, "'"),
+                            "quoted value in a row line does not read back as the value: " + line);
+            }
+        }
+    };
+    if (m.old_kind == OldRowKind::Key || m.old_kind == OldRowKind::Full) {
+        require(take(line, pos, m.old_kind == OldRowKind::Key ? " old-key: " : " old-row: "),
+                "old row not introduced: " + line);
+        values(m.old_row, m.old_kind == OldRowKind::Key);
+    }
+    if (m.kind != MessageKind::Delete) {
+        require(m.old_kind == OldRowKind::None || take(line, pos, " new-row:"), "new row not introduced: " + line);
+        require(take(line, pos, " "), "new row not introduced: " + line);
+        values(m.new_row, false);
+    }
+    require(pos == line.size(), "row line has more than its values: " + line);
 }
 
 }  // namespace
@@ -251,6 +353,14 @@ void check_change_format(std::string_view input) {
         const std::string &p = prefix.at(m.kind);
         require(plain.compare(0, p.size(), p) == 0 && with_names.compare(0, p.size(), p) == 0,
                 "text form does not start with " + p);
+        // One message, one line: whatever the values and names hold.
+        for (const std::string *t : {&plain, &with_names})
+            for (char c : *t)
+                require(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f, "control character in the text form");
+        if (is_row) {
+            check_row_line(m.row, plain, nullptr);
+            check_row_line(m.row, with_names, &named);
+        }
         if (m.kind == MessageKind::Begin)
             check_timestamp_text(m.begin.commit_time, true, format_timestamp(m.begin.commit_time, true));
         if (m.kind == MessageKind::Commit)

@@ -24,7 +24,8 @@ public:
 //
 // change_format: decode() of one binary message; a decoded message re-encodes to the same bytes
 // (also through the plugin's streaming encoder), decodes again to the same message, and has a
-// text form whose dates, timestamps and quoted strings read back as the values.
+// text form on one line (no control character) whose row lines read back, name by name, as the
+// values: dates, timestamps and escaped, quoted strings.
 void check_change_format(std::string_view input);
 // row_changes: a run of messages (each framed by a u16 big-endian length; an empty frame ends a
 // run) folded by RowChangeSet under the key of the first Relation message, compared with a model

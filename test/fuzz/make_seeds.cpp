@@ -108,6 +108,10 @@ int main(int argc, char **argv) {
                      {Value::null(), Value::int32(-7), Value::int64(INT64_MIN), Value::timestamp(-1),
                       Value::timestamptz(INT64_MAX), Value::date(8840), Value::date(INT32_MIN),
                       Value::of_text("O'Brien"), Value::of_text(std::string("nul\0byte", 8))})));
+    write("change_format", "insert_escaped_text",
+          encode(row(MessageKind::Insert, kReading, OldRowKind::None, {},
+                     {Value::of_text("two\nlines\r\n"), Value::of_text("tab\t back\\slash \\n"),
+                      Value::of_text("\x01\x1b\x7f''\\x41")})));
     write("change_format", "update_same_key_unchanged_toast",
           encode(row(MessageKind::Update, kReading, OldRowKind::None, {},
                      reading(200, 1003, "11800.00", Value::unchanged_toast()))));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <ostream>
@@ -1024,7 +1025,65 @@ TEST(ChangeFormatText, Value) {
     EXPECT_EQ(format_value(Value::of_text("O'Brien")), "'O''Brien'");
     EXPECT_EQ(format_value(Value::of_text("'")), "''''");
     EXPECT_EQ(format_value(Value::of_text("''x''")), "'''''x'''''");
-    EXPECT_EQ(format_value(Value::of_text("back\\slash \"dq\"")), "'back\\slash \"dq\"'");
+    EXPECT_EQ(format_value(Value::of_text("back\\slash \"dq\"")), "'back\\\\slash \"dq\"'");
+}
+
+TEST(ChangeFormatText, ValueEscapes) {
+    // One message is one line: a backslash and every ASCII control character are escaped, so
+    // that a backslash in the text form always starts an escape (docs/change-format.md §6).
+    EXPECT_EQ(format_value(Value::of_text("first\nsecond")), "'first\\nsecond'");
+    EXPECT_EQ(format_value(Value::of_text("cr\r\nlf\ttab")), "'cr\\r\\nlf\\ttab'");
+    EXPECT_EQ(format_value(Value::of_text("\\")), "'\\\\'");
+    // a backslash followed by n is not a newline
+    EXPECT_EQ(format_value(Value::of_text("\\n")), "'\\\\n'");
+    EXPECT_NE(format_value(Value::of_text("\\n")), format_value(Value::of_text("\n")));
+    EXPECT_EQ(format_value(Value::of_text("\\x0a")), "'\\\\x0a'");
+    // other control characters as \xNN, two lower-case hex digits; NUL too (any bytes can reach
+    // change_to_text())
+    EXPECT_EQ(format_value(Value::of_text(std::string("a\0b", 3))), "'a\\x00b'");
+    EXPECT_EQ(format_value(Value::of_text("\x01\x08\x0b\x0c\x1b\x1f\x7f")),
+              "'\\x01\\x08\\x0b\\x0c\\x1b\\x1f\\x7f'");
+    // quotes are still doubled, also next to escapes
+    EXPECT_EQ(format_value(Value::of_text("it's\n'")), "'it''s\\n'''");
+    EXPECT_EQ(format_value(Value::of_text("\\'")), "'\\\\'''");
+    // printable ASCII and the bytes from 0x80 on (UTF-8, NEL U+0085, U+2028) are left alone
+    EXPECT_EQ(format_value(Value::of_text(" ~\"{}")), "' ~\"{}'");
+    EXPECT_EQ(format_value(Value::of_text("居民\n\xc2\x85\xe2\x80\xa8")), "'居民\\n\xc2\x85\xe2\x80\xa8'");
+    EXPECT_EQ(format_value(Value::of_text("\xff\x80")), "'\xff\x80'");
+    // input_text() is what an input function reads: never escaped
+    EXPECT_EQ(input_text(Value::of_text("a\nb\\")), "a\nb\\");
+}
+
+TEST(ChangeFormatText, NamesAreEscapedToo) {
+    // Quoted identifiers can hold newlines and backslashes: a name is shown with the same escapes
+    // (not quoted), in rows, relation lines, truncates and resyncs.
+    RelationMessage odd{7, "odd\nschema", "tab\tle", {{"id", 23, -1, true}, {"two\nlines", 25, -1, false}, {"b\\s", 25, -1, false}}};
+    auto lookup = [&](uint32_t relid) -> const RelationMessage * { return relid == 7 ? &odd : nullptr; };
+    EXPECT_EQ(format_text(msg(odd)), "RELATION odd\\nschema.tab\\tle (id key, two\\nlines, b\\\\s)");
+    EXPECT_EQ(format_text(msg(insert(7, {Value::int32(1), Value::of_text("x\ny"), Value::null()})), lookup),
+              "table odd\\nschema.tab\\tle: INSERT: id:1 two\\nlines:'x\\ny' b\\\\s:null");
+    EXPECT_EQ(format_text(msg(update(7, OldRowKind::Key, {Value::int32(1)}, {Value::int32(2), Value::of_text("\r")})),
+                          lookup),
+              "table odd\\nschema.tab\\tle: UPDATE: old-key: id:1 new-row: id:2 two\\nlines:'\\r'");
+    EXPECT_EQ(format_text(msg(TruncateMessage{{7, 8}, false, false}), lookup), "TRUNCATE: odd\\nschema.tab\\tle, #8");
+    EXPECT_EQ(format_text(msg(ResyncMessage{7, ResyncReason::PartitionDetached, "\"odd\nschema\".\"p\\1\""}), lookup),
+              "RESYNC odd\\nschema.tab\\tle: partition \"odd\\nschema\".\"p\\\\1\" detached or dropped");
+}
+
+TEST(ChangeFormatText, EveryByteStaysOnTheLine) {
+    // Each of the 256 byte values, in a value and in a name: no line break or other control
+    // character gets into the text form, and distinct values are shown distinctly.
+    std::vector<std::string> shown;
+    for (int b = 0; b < 256; b++) {
+        std::string one(1, static_cast<char>(b));
+        RelationMessage r{9, "s", "t", {{one, 25, -1, true}}};
+        std::string line = format_text(msg(insert(9, {Value::of_text(one)})),
+                                       [&](uint32_t) -> const RelationMessage * { return &r; });
+        for (unsigned char c : line) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << "byte " << b << ": " << line;
+        shown.push_back(format_value(Value::of_text(one)));
+    }
+    std::sort(shown.begin(), shown.end());
+    EXPECT_EQ(std::unique(shown.begin(), shown.end()), shown.end());
 }
 
 // The relations the text form names, as a plugin session would have collected them.
