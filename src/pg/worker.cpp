@@ -6,7 +6,8 @@
 // (applied before a crash) or when the backfill snapshot already saw it.
 //
 // The catalog is read and written through pipeline_catalog, the views are maintained by
-// view_maintenance: this file is the batch loop and the backfill's orchestration.
+// view_maintenance, transactions and failures go through worker_xact: this file is the batch
+// loop and the backfill's orchestration.
 extern "C" {
 #include "postgres.h"
 
@@ -41,18 +42,17 @@ PGDLLEXPORT void sgivm_worker_main(Datum arg);
 #include <string>
 
 #include "core/change_format.hpp"
-#include "core/relation_path.hpp"
 #include "core/snapshot.hpp"
 #include "pg/change_reader.hpp"
 #include "pg/mirror_table.hpp"
 #include "pg/owner_role.hpp"
 #include "pg/pipeline_catalog.hpp"
 #include "pg/pipeline_refusals.hpp"
-#include "pg/relation_file.hpp"
 #include "pg/seam.hpp"
 #include "pg/shared_state.hpp"
 #include "pg/slot_health.hpp"
 #include "pg/view_maintenance.hpp"
+#include "pg/worker_xact.hpp"
 
 namespace sgivm::pg {
 
@@ -82,8 +82,6 @@ public:
 
 private:
     bool step();  // true when more work is waiting
-    void begin_xact(bool repeatable_read = false);
-    void commit_xact();
     void load_pipeline();
     PipelineState lock_pipeline(int32 *views_version);
     void setup_origin();
@@ -105,14 +103,11 @@ private:
     void apply_handle_resync(const ResyncMessage &r);
     void apply_handle_commit(const CommitMessage &c);
     void flush_all();
-    std::string relation_files_named(const std::string &message, bool disk_full);
-    void record_error(const std::string &message, const PgError *pg_error);
     void backfill_again(const std::string &why);
     void abort_batch();
     [[noreturn]] void stop_and_exit(const char *why);
     void publish(XLogRecPtr caught_up, TimestampTz oldest_unapplied, bool batch_done);
     MirrorTable *mirror_for(uint32_t relid);
-    void wait_before_retry();
 
     int slot_index_;
     Oid dboid_ = InvalidOid;
@@ -145,29 +140,6 @@ private:
     int chunks_ = 0;
     TimestampTz batch_start_ = 0;
 };
-
-void PipelineWorker::begin_xact(bool repeatable_read) {
-    pg_call([&] {
-        SetCurrentStatementStartTimestamp();
-        StartTransactionCommand();
-        // The backfill copies every source under the one snapshot it records.
-        if (repeatable_read) XactIsoLevel = XACT_REPEATABLE_READ;
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "stategrid_ivm: SPI_connect failed");
-        PushActiveSnapshot(GetTransactionSnapshot());
-    });
-}
-
-void PipelineWorker::commit_xact() {
-    pg_call([&] {
-        leave_owner_context(owner_ctx_);  // nothing the owner's code set survives the batch
-        SPI_finish();
-        PopActiveSnapshot();
-        CommitTransactionCommand();
-        SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
-        pgstat_report_stat(false);
-        pgstat_report_activity(STATE_IDLE, nullptr);
-    });
-}
 
 void PipelineWorker::stop_and_exit(const char *why) {
     pg_call([&] {
@@ -440,7 +412,7 @@ void PipelineWorker::apply_chunk() {
 bool PipelineWorker::apply_batch() {
     XLogRecPtr flushed = pg_call([] { return GetFlushRecPtr(nullptr); });
     if (flushed <= caught_up_ && p_.state == PipelineState::Running) {  // nothing new in the WAL
-        commit_xact();
+        commit_worker_xact(owner_ctx_);
         return false;
     }
     start_batch();
@@ -462,7 +434,7 @@ bool PipelineWorker::apply_batch() {
         // WAL: otherwise its own commit would wake the worker again, round after round.
         pg_call([&] { reader_.release_messages(); });
         XLogRecPtr position = pg_call([&] { return reader_.position(); });
-        commit_xact();
+        commit_worker_xact(owner_ctx_);
         caught_up_ = flushed;
         pg_call([&] { reader_.confirm(position); });
         publish(flushed, 0, true);
@@ -531,7 +503,7 @@ bool PipelineWorker::commit_batch(XLogRecPtr flushed) {
             replorigin_session_origin_timestamp = last_commit_time_;
         }
     });
-    commit_xact();
+    commit_worker_xact(owner_ctx_);
     pg_call([] { crash_point("after_commit"); });
     pg_call([] {
         replorigin_session_origin_lsn = InvalidXLogRecPtr;
@@ -597,16 +569,16 @@ void PipelineWorker::creating_working_tables(F &&f) {
 }
 
 bool PipelineWorker::step() {
-    begin_xact();
+    begin_worker_xact();
     load_pipeline();
     setup_origin();
     if (p_.state == PipelineState::Backfilling ||
         (p_.state == PipelineState::Error && p_.backfill_lsn == InvalidXLogRecPtr)) {
-        commit_xact();
-        begin_xact(true);
+        commit_worker_xact(owner_ctx_);
+        begin_worker_xact(true);
         become_owner();
         backfill();
-        commit_xact();
+        commit_worker_xact(owner_ctx_);
         return true;
     }
     return apply_batch();  // which becomes the owner once it has something to apply
@@ -634,44 +606,6 @@ void PipelineWorker::abort_batch() {
     discard_temp_tables_ = true;
 }
 
-// What a failing file of the message is ("could not extend file "pg_tblspc/..."" names no
-// table), looked up in a transaction of its own: a failure here must not stop the error from
-// being recorded.
-std::string PipelineWorker::relation_files_named(const std::string &message, bool disk_full) {
-    std::optional<RelationPath> path = find_relation_path(message);
-    if (!path && !disk_full) return "";
-    std::string note;
-    try {
-        begin_xact();
-        note = pg_call([&] {
-            char *n = relation_file_note(path ? &*path : nullptr, disk_full);
-            return n ? std::string(n) : std::string();
-        });
-        commit_xact();
-    } catch (PgError &) {
-        pg_call([] { AbortCurrentTransaction(); });
-    }
-    return note;
-}
-
-// Says why the step failed in the server log and in the pipeline's last_error: with what
-// PostgreSQL said (SQLSTATE, DETAIL, HINT, CONTEXT) when the error is PostgreSQL's.
-void PipelineWorker::record_error(const std::string &message, const PgError *pg_error) {
-    consecutive_errors_++;
-    const ErrorData *d = pg_error ? pg_error->data() : nullptr;
-    std::string hint = "It retries with a growing delay; SELECT * FROM stategrid_ivm.pipelines shows its state.";
-    if (d && d->hint) hint = std::string(d->hint) + "\n" + hint;
-    pg_call([&] {
-        ereport(WARNING, (d ? errcode(d->sqlerrcode) : 0,
-                          errmsg("stategrid_ivm: pipeline \"%s\" failed: %s", p_.name.c_str(), message.c_str()),
-                          d && d->detail ? errdetail("%s", d->detail) : 0, errhint("%s", hint.c_str()),
-                          d && d->context ? (errcontext("%s", d->context)) : 0));
-    });
-    begin_xact();
-    sgivm::pg::record_error(pipeline_id_, pg_error ? pg_error->folded() : message, p_.slot);
-    commit_xact();
-}
-
 // The next step backfills: the mirrors are copied again from the sources as they are now.
 void PipelineWorker::backfill_again(const std::string &why) {
     pg_call([&] {
@@ -679,26 +613,9 @@ void PipelineWorker::backfill_again(const std::string &why) {
                       errdetail("The rows of a partition that joins or leaves a table, or is truncated alone, are not in "
                                 "the change stream.")));
     });
-    begin_xact();
+    begin_worker_xact();
     record_backfill_needed(pipeline_id_);
-    commit_xact();
-}
-
-// After an error: the retry comes after a delay growing with each error in a row, which
-// resume_pipeline() (any catalog change of the database) cuts short.
-void PipelineWorker::wait_before_retry() {
-    long delay = Min(60000L, 1000L << Min(consecutive_errors_ - 1, 6));
-    TimestampTz until = TimestampTzPlusMilliseconds(pg_call([] { return GetCurrentTimestamp(); }), delay);
-    pg_call([&] {
-        uint64 generation = shared->generation;
-        for (;;) {
-            long left = (long)((until - GetCurrentTimestamp()) / 1000);
-            if (left <= 0 || shared->generation != generation) break;
-            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
-            ResetLatch(MyLatch);
-            CHECK_FOR_INTERRUPTS();
-        }
-    });
+    commit_worker_xact(owner_ctx_);
 }
 
 void PipelineWorker::run() {
@@ -751,11 +668,12 @@ void PipelineWorker::run() {
             else
                 error += note;
             try {
-                record_error(pg_error ? pg_error->what() : error, pg_error ? &*pg_error : nullptr);
+                consecutive_errors_++;
+                report_failure(pipeline_id_, p_, pg_error ? pg_error->what() : error, pg_error ? &*pg_error : nullptr);
             } catch (PgError &e) {
                 pg_call([] { AbortCurrentTransaction(); });
             }
-            wait_before_retry();
+            wait_before_retry(consecutive_errors_);
             continue;
         }
         if (more) continue;
