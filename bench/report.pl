@@ -19,7 +19,7 @@ sub scenario {
         push @order, $id;
         $sc{$id} = { id => $id, title => $id, description => '', metrics => [], metric => {},
                      ratios => [], targets => [], info => [], notes => [], status => 'not run',
-                     status_text => '' };
+                     status_text => '', unsupported => undef };
     }
     return $sc{$id};
 }
@@ -54,6 +54,8 @@ while (my $line = <$fh>) {
         push @{ scenario($f[0])->{info} }, [$f[1], $f[2]];
     } elsif ($kind eq 'note') {
         push @{ scenario($f[0])->{notes} }, $f[1];
+    } elsif ($kind eq 'unsupported') {
+        scenario($f[0])->{unsupported} = $f[1] // '';
     } elsif ($kind eq 'status') {
         my $s = scenario($f[0]);
         $s->{status} = $f[1];
@@ -101,10 +103,13 @@ for my $id (@order) {
         my $d = $s->{metric}{ $r->{den} };
         my @v;
         if ($n && $d) {
+            # both sides measured in the same repetitions: paired; otherwise (a baseline measured
+            # once, or fewer times than the runs it is compared with) every run against the
+            # baseline's median
+            my $paired = join(',', sort keys %{ $n->{runs} }) eq join(',', sort keys %{ $d->{runs} });
+            my $dmed = stats(values %{ $d->{runs} });
             for my $rep (sort { $a <=> $b } keys %{ $n->{runs} }) {
-                my $dv = $d->{runs}{$rep};
-                # a baseline measured once (e.g. shared by several runs) pairs with every run
-                $dv = $d->{runs}{1} if !defined $dv && keys %{ $d->{runs} } == 1;
+                my $dv = $paired ? $d->{runs}{$rep} : $dmed && $dmed->{median};
                 push @v, $n->{runs}{$rep} / $dv if defined $dv && $dv != 0;
             }
         }
@@ -116,7 +121,10 @@ for my $id (@order) {
         my $unit = $s->{metric}{ $t->{subject} } ? $s->{metric}{ $t->{subject} }{unit} : '×';
         $t->{unit} = $unit;
         my $with_unit = sub { $unit eq '×' ? fmt($_[0]) . '×' : fmt($_[0]) . " $unit" };
-        if (!$st) {
+        if (!$st && defined $s->{unsupported}) {
+            $t->{result} = 'NOT SUPPORTED';
+            $t->{verdict} = "NOT SUPPORTED: $s->{unsupported}";
+        } elsif (!$st) {
             $t->{result} = 'NOT MEASURED';
             $t->{verdict} = $s->{status} eq 'failed' ? 'the scenario failed' : 'no measurement';
         } else {
@@ -181,6 +189,7 @@ for (@summary) {
     push @md, sprintf '| %s | %s | %s | %s |', $s->{title}, $t->{label},
         defined $t->{value} ? ($t->{unit} eq '×' ? fmt($t->{value}) . '×' : fmt($t->{value}) . " $t->{unit}") : '–',
         $t->{result} eq 'MET' ? '**MET**' : $t->{result} eq 'MISSED' ? '**MISSED** — ' . ($t->{verdict} =~ s/^MISSED: //r)
+            : $t->{result} eq 'NOT SUPPORTED' ? '**NOT SUPPORTED** — ' . ($t->{verdict} =~ s/^NOT SUPPORTED: //r)
             : "$t->{result} ($t->{verdict})";
 }
 push @md, '';
@@ -199,6 +208,7 @@ for my $id (@order) {
     push @md, $s->{description} . '.', '' if $s->{description};
     push @md, sprintf 'Status: %s%s.', $s->{status}, $s->{status_text} ? " ($s->{status_text})" : '';
     push @md, '';
+    push @md, "**Not supported by this engine:** $s->{unsupported}", '' if defined $s->{unsupported};
     if (@{ $s->{info} }) {
         push @md, 'Sizes and settings: ' . join('; ', map { "$_->[0] = $_->[1]" } @{ $s->{info} }) . '.', '';
     }
@@ -241,6 +251,7 @@ for my $id (@order) {
     push @js, {
         id => $id, title => $s->{title}, description => $s->{description},
         status => $s->{status}, status_text => $s->{status_text},
+        (defined $s->{unsupported} ? (unsupported => $s->{unsupported}) : ()),
         info => { map { $_->[0] => $_->[1] } @{ $s->{info} } },
         metrics => [ map {
             my $mm = $s->{metric}{$_};

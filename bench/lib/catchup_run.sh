@@ -44,7 +44,7 @@ bench_load_readings() {
 # Sets CU_* variables; the database is left in place (the caller drops it).
 bench_catchup_run() {
     local db=$1 rows=$2 txns=$3 with_decode=$4 with_recompute=$5 with_verify=$6
-    local t0 t1 pid first_pid samples out
+    local t0 t1 out
     CU_DECODE_S="" CU_DECODE_CPU="" CU_RECOMPUTE_S="" CU_RECOMPUTE_DETAIL="" CU_DECODED=""
     bench_db_create "$db"
     bench_pipeline_create "$db"
@@ -75,33 +75,7 @@ bench_catchup_run() {
         bench_log "decode only (test_decoding): $CU_DECODED messages in $CU_DECODE_S s ($CU_DECODE_CPU s CPU)"
     fi
 
-    samples=$BENCH_TMP/rss.$db.samples
-    : >"$samples"
-    t0=$(now_s)
-    q "$db" -c "SELECT stategrid_ivm.resume_pipeline('stategrid')" >/dev/null
-    # the worker's pid, then its private memory every 100 ms (in the background)
-    first_pid=""
-    for _ in $(seq 1 400); do
-        first_pid=$(bench_worker_pid "$db")
-        [ -n "$first_pid" ] && break
-        sleep 0.025
-    done
-    if [ -n "$first_pid" ]; then
-        bench_sample_rss "$first_pid" "$samples" &
-        bench_bg_add $!
-    fi
-    bench_sync "$db"
-    t1=$(now_s)
-    CU_CATCHUP_S=$(calc "$t1 - $t0")
-    pid=$(bench_worker_pid "$db")
-    CU_HWM_KB=$(bench_proc_status "$pid" VmHWM)
-    CU_SHMEM_KB=$(bench_proc_status "$pid" RssShmem)
-    CU_WORKER_CPU=$(bench_proc_cpu_s "$pid")
-    bench_bg_stop
-    CU_ANON_PEAK_KB=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$samples")
-    if [ "$pid" != "$first_pid" ]; then
-        echo "   note: the worker changed during the catch-up (pid $first_pid, then $pid): memory and CPU are the last one's" >&2
-    fi
+    bench_resume_timed "$db"
     CU_ROWS_PER_S=$(calc "$CU_ROWS / $CU_CATCHUP_S")
     bench_log "catch-up: $CU_CATCHUP_S s ($(printf '%.0f' "$CU_ROWS_PER_S") rows/s), worker CPU $CU_WORKER_CPU s," \
         "VmHWM $((CU_HWM_KB / 1024)) MB (of which shared buffers at the end: $((CU_SHMEM_KB / 1024)) MB), peak RssAnon $((CU_ANON_PEAK_KB / 1024)) MB"
@@ -119,12 +93,61 @@ bench_catchup_run() {
     fi
 }
 
-# bench_recompute_time DB: times one full recomputation (bench.recompute(), one transaction,
-# into the bench_recompute copies, which must exist). Sets RC_S and RC_DETAIL (ms per table).
+# bench_recompute_time DB [ARGS]: times one full recomputation (bench.recompute(ARGS), one
+# transaction, into the bench_recompute copies, which must exist: bench.recompute_prepare(ARGS)).
+# Sets RC_S and RC_DETAIL (ms per table).
 bench_recompute_time() {
-    local db=$1 t0
+    local db=$1 args=${2:-} t0
     t0=$(now_s)
-    RC_DETAIL=$(q "$db" -c "SELECT bench.recompute()")
+    RC_DETAIL=$(q "$db" -c "SELECT bench.recompute($args)")
     RC_S=$(calc "$(now_s) - $t0")
     bench_log "full recomputation (INSERT ... SELECT, one transaction): $RC_S s ($RC_DETAIL ms)"
+}
+
+# bench_backlog_run DB USERS DAYS TXNS WITH_VERIFY (issue 15's backlog)
+# In a fresh database DB: a warehouse already holding USERS x DAYS readings (generate_sample_data,
+# one reading per user and day from BENCH_WH_START; create_stategrid_pipeline backfills it);
+# pipeline paused; as many readings again, of the same users on the same days, in TXNS
+# transactions (transaction i: the users with user_id % TXNS = i, every day, so that each
+# transaction touches every region-day group and ranking partition: bench.add_readings);
+# CHECKPOINT; then the catch-up (bench_resume_timed), and the batch ETL baseline: pipeline
+# paused, the whole warehouse rebuilt from the source tables (ODS copies, DWD, DWS:
+# bench.recompute(NULL, true)) into empty logged copies with their unique indexes; verify()
+# (WITH_VERIFY). Sets BL_BASE_ROWS, BL_ROWS, BL_LOAD_S, BL_ETL_S, BL_ETL_DETAIL and the CU_*
+# figures of the catch-up; the database is left in place (the caller drops it).
+bench_backlog_run() {
+    local db=$1 users=$2 days=$3 txns=$4 with_verify=$5 t0
+    bench_db_create "$db"
+    q "$db" -c "SELECT stategrid_ivm.generate_sample_data(users => $users, days => $days, start_date => '$BENCH_WH_START')" \
+        -c "VACUUM ANALYZE" >/dev/null
+    BL_BASE_ROWS=$(q "$db" -c "SELECT count(*) FROM power_consumption")
+    t0=$(now_s)
+    bench_pipeline_create "$db"
+    bench_log "warehouse of $BL_BASE_ROWS readings ($users users x $days days) backfilled in $(calc "$(now_s) - $t0") s"
+    bench_pause "$db"
+    t0=$(now_s)
+    q "$db" -c "DO \$\$ BEGIN
+                    FOR i IN 0 .. $txns - 1 LOOP
+                        PERFORM bench.add_readings('$BENCH_WH_START', $days, $txns, i);
+                        COMMIT;
+                    END LOOP;
+                END \$\$" >/dev/null
+    BL_LOAD_S=$(calc "$(now_s) - $t0")
+    BL_ROWS=$(( $(q "$db" -c "SELECT count(*) FROM power_consumption") - BL_BASE_ROWS ))
+    if [ "${BENCH_CHECKPOINT:-1}" = 1 ]; then q "$db" -c "CHECKPOINT"; fi
+    bench_log "backlog: $BL_ROWS readings in $txns transactions over the same $days days, loaded in $BL_LOAD_S s"
+    bench_resume_timed "$db"
+    bench_log "backlog caught up: $CU_CATCHUP_S s ($(printf '%.0f' "$(calc "$BL_ROWS / $CU_CATCHUP_S")") rows/s), peak RssAnon $((CU_ANON_PEAK_KB / 1024)) MB"
+    bench_pause "$db"
+    q "$db" -c "SELECT bench.recompute_prepare(NULL, true)" >/dev/null
+    t0=$(now_s)
+    BL_ETL_DETAIL=$(q "$db" -c "SELECT bench.recompute(NULL, true)")
+    BL_ETL_S=$(calc "$(now_s) - $t0")
+    bench_log "batch ETL of the whole warehouse ($((BL_BASE_ROWS + BL_ROWS)) readings: ODS, DWD, DWS): $BL_ETL_S s ($BL_ETL_DETAIL ms)"
+    q "$db" -c "DROP SCHEMA bench_recompute CASCADE" -c "SELECT stategrid_ivm.resume_pipeline('stategrid')" >/dev/null
+    if [ "$with_verify" = 1 ]; then
+        bench_sync "$db"
+        bench_verify "$db"
+        bench_log "verify(): clean"
+    fi
 }

@@ -79,6 +79,26 @@ bench_pipeline_create() {
     q "$1" -c "SELECT stategrid_ivm.create_stategrid_pipeline()" -c "SELECT stategrid_ivm.sync('stategrid', '3600 s')" >/dev/null
 }
 
+# bench_pipeline_create_views DB VIEW...: the pipeline 'stategrid' over power_user and
+# power_consumption with only the named views of stategrid_warehouse_views() (in the order
+# given), through the same create_pipeline / add_source / add_view calls a user makes; not
+# started (more views may follow: bench_pipeline_start).
+bench_pipeline_create_views() {
+    local db=$1 v args=()
+    shift
+    args+=(-c "SELECT stategrid_ivm.create_pipeline('stategrid')")
+    args+=(-c "SELECT stategrid_ivm.add_source('stategrid', 'power_user'), stategrid_ivm.add_source('stategrid', 'power_consumption')")
+    for v in "$@"; do
+        args+=(-c "SELECT stategrid_ivm.add_view('stategrid', view_name, query)
+                   FROM stategrid_ivm.stategrid_warehouse_views() WHERE view_name = '$v'")
+    done
+    q "$db" "${args[@]}" >/dev/null
+}
+bench_pipeline_start() {
+    q "$1" -c "SELECT stategrid_ivm.start_pipeline('stategrid')" -c "SELECT stategrid_ivm.sync('stategrid', '3600 s')" >/dev/null
+}
+bench_pipeline_drop() { q "$1" -c "SELECT stategrid_ivm.drop_pipeline('stategrid', true)" >/dev/null; }
+
 bench_worker_pid() { q "$1" -c "SELECT worker_pid FROM stategrid_ivm.pipelines WHERE name = 'stategrid'"; }
 
 # bench_pause DB: pause and wait until the worker has exited (its statistics are then flushed).
@@ -125,6 +145,57 @@ bench_sample_rss() { # PID FILE
     done
 }
 
+# bench_table_counts DB TABLE: "inserted updated deleted" of TABLE (pg_stat_user_tables) once
+# the worker's statistics are flushed (it flushes after a commit at most once a second, and its
+# idle loop commits every naptime): read until two reads 0.6 s apart agree.
+bench_table_counts() {
+    local db=$1 table=$2 a b sql
+    sql="SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relid = '$table'::regclass"
+    sleep 1.2
+    a=$(q "$db" -F ' ' -c "$sql")
+    for _ in $(seq 1 20); do
+        sleep 0.6
+        b=$(q "$db" -F ' ' -c "$sql")
+        [ "$a" = "$b" ] && break
+        a=$b
+    done
+    echo "$b"
+}
+
+# bench_resume_timed DB: resume_pipeline until sync() returns, timed, with the new worker's
+# private memory (RssAnon) sampled every 100 ms meanwhile; then its VmHWM, RssShmem and CPU time
+# (all the catch-up's: the resume starts the worker). Sets CU_CATCHUP_S, CU_HWM_KB,
+# CU_SHMEM_KB, CU_WORKER_CPU, CU_ANON_PEAK_KB.
+# shellcheck disable=SC2034  # the CU_* figures are read by the callers (bench/lib/catchup_run.sh)
+bench_resume_timed() {
+    local db=$1 t0 pid first_pid samples
+    samples=$BENCH_TMP/rss.$db.samples
+    : >"$samples"
+    t0=$(now_s)
+    q "$db" -c "SELECT stategrid_ivm.resume_pipeline('stategrid')" >/dev/null
+    first_pid=""
+    for _ in $(seq 1 400); do
+        first_pid=$(bench_worker_pid "$db")
+        [ -n "$first_pid" ] && break
+        sleep 0.025
+    done
+    if [ -n "$first_pid" ]; then
+        bench_sample_rss "$first_pid" "$samples" &
+        bench_bg_add $!
+    fi
+    bench_sync "$db"
+    CU_CATCHUP_S=$(calc "$(now_s) - $t0")
+    pid=$(bench_worker_pid "$db")
+    CU_HWM_KB=$(bench_proc_status "$pid" VmHWM)
+    CU_SHMEM_KB=$(bench_proc_status "$pid" RssShmem)
+    CU_WORKER_CPU=$(bench_proc_cpu_s "$pid")
+    bench_bg_stop
+    CU_ANON_PEAK_KB=$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$samples")
+    if [ "$pid" != "$first_pid" ]; then
+        echo "   note: the worker changed during the catch-up (pid $first_pid, then $pid): memory and CPU are the last one's" >&2
+    fi
+}
+
 # ---- clocks and arithmetic ----------------------------------------------------------------------
 
 now_s() { date +%s.%N; }
@@ -152,6 +223,8 @@ bench_bg_stop() {
 #   info      SCEN  KEY  VALUE                             sizes and settings of the scenario
 #   note      SCEN  TEXT
 #   status    SCEN  ok|failed|skipped  TEXT
+#   unsupported SCEN  TEXT                              the engine refused what the scenario
+#                                                      needs: its targets read NOT SUPPORTED
 
 bench_rec() {
     local IFS=$'\t'
@@ -170,5 +243,6 @@ bench_target() { bench_rec target "$@"; }
 bench_info() { bench_rec info "$@"; }
 bench_note() { bench_rec note "$@"; }
 bench_status() { bench_rec status "$@"; }
+bench_unsupported() { bench_rec unsupported "$@"; echo "   NOT SUPPORTED: $2"; }
 # progress lines carry the seconds since the run started
 bench_log() { printf '   [%4d s] %s\n' "$(( $(date +%s) - ${BENCH_START:-$(date +%s)} ))" "$*"; }

@@ -104,3 +104,32 @@ bench_warehouse_scale_note() {
         bench_note "$sc" "Scaled down: the warehouse holds $readings readings instead of issue 6's 10,000,000, to keep the default run under 15 minutes (--warehouse-users 1000000 --warehouse-days 10, or --full, for the issue's size)."
     fi
 }
+
+# bench_flat_db DB USERS: a fresh database whose sources hold one day (BENCH_WH_START) of one
+# reading for each of USERS users (ids 1 .. USERS): the one-day warehouse of issue 15's
+# small-change and top-N scenarios, before any pipeline.
+bench_flat_db() {
+    local db=$1 users=$2
+    bench_db_create "$db"
+    q "$db" -c "SELECT stategrid_ivm.generate_sample_data(users => $users, days => 1, start_date => '$BENCH_WH_START')" \
+        -c "VACUUM ANALYZE" >/dev/null
+}
+
+# bench_small_change_time DB USERS: FLAT_ROWS readings of random users of the day in one
+# transaction (bench.small_change): prints the seconds from its commit until sync() returns.
+bench_small_change_time() {
+    bench_apply_time "$1" "CALL bench.small_change($FLAT_ROWS, $2, '$BENCH_WH_START')"
+}
+
+# bench_flat_growth SC METRIC_PREFIX LABEL: the ratio METRIC_PREFIX_<largest> /
+# METRIC_PREFIX_<smallest> of FLAT_USERS (named <METRIC_PREFIX>growth) and its target "flat",
+# judged as ≤ 1.5×; nothing with a single size.
+bench_flat_growth() {
+    local sc=$1 m=$2 label=$3 sizes first last
+    IFS=, read -r -a sizes <<<"$FLAT_USERS"
+    first=${sizes[0]}
+    last=${sizes[${#sizes[@]} - 1]}
+    [ "$first" != "$last" ] || return 0
+    bench_ratio "$sc" "${m}growth" "$m$last" "$m$first" "commit → sync at $last / at $first users"
+    bench_target "$sc" "t_${m}flat" "${m}growth" le 1.5 "$label: a $FLAT_ROWS-reading commit at $last users ≤ 1.5× at $first users"
+}

@@ -1,5 +1,6 @@
 # Scenario "memory": the worker's peak memory while catching up one big source transaction and
-# a backlog of many small ones of the same total, at two sizes. Sourced by bench/run.
+# a backlog of many small ones of the same total, at two sizes; and (issue 15) while applying
+# one large INSERT into a warehouse that already holds users. Sourced by bench/run.
 # shellcheck shell=bash
 
 scenario_memory() {
@@ -9,6 +10,9 @@ scenario_memory() {
     first=${sizes[0]}
     last=${sizes[${#sizes[@]} - 1]}
     # declared first, so that a failing run still lists them (NOT MEASURED)
+    for size in ${MEMORY_INSERT_ROWS//,/ }; do
+        bench_target $sc "t_anon_insert_$size" "anon_mb_insert_$size" le 200 "worker private memory ≤ 200 MB applying one INSERT of $size readings into a warehouse of $MEMORY_INSERT_USERS users (issue 15)"
+    done
     for size in "${sizes[@]}"; do
         for shape in single backlog; do
             bench_target $sc "t_hwm_${shape}_$size" "hwm_mb_${shape}_$size" le 200 "worker peak RSS ≤ 200 MB: $size readings, $shape"
@@ -40,5 +44,44 @@ scenario_memory() {
     bench_note $sc "The target is judged on VmHWM, which includes the shared memory the worker touched: shared buffers and the rest of the server's main shared memory segment ($(q postgres -c 'SHOW shared_memory_size') here, whatever the backlog). The private memory (RssAnon) is what grows with the worker's own buffers, caches and sorts."
     if [ "$last" -lt 5000000 ] && [ "$MODE" != quick ]; then
         bench_note $sc "Scaled down: the largest run is $last readings instead of issue 6's 5,000,000, to keep the default run under 15 minutes (--memory-sizes 1000000,5000000, or --full). The backlog's catch-up time grows faster than its size (see the scaling scenario), which is what limits these sizes."
+    fi
+    bench_memory_insert
+}
+
+# Issue 15's part: one INSERT of N readings (N in MEMORY_INSERT_ROWS) into a warehouse of
+# MEMORY_INSERT_USERS users (one reading each), the pipeline running: its worker is restarted
+# (pause, resume) just before, so that its VmHWM is this transaction's; private memory (RssAnon)
+# sampled every 100 ms from the INSERT until sync() returns.
+bench_memory_insert() {
+    local sc=memory db=bench_memory_insert size rep per_user samples pid t0 s
+    for size in ${MEMORY_INSERT_ROWS//,/ }; do
+        per_user=$(( (size + MEMORY_INSERT_USERS - 1) / MEMORY_INSERT_USERS ))
+        for rep in $(seq 1 "$BIG_REPEATS"); do
+            bench_log "-- one INSERT of $size readings into a warehouse of $MEMORY_INSERT_USERS users, repetition $rep"
+            bench_flat_db $db "$MEMORY_INSERT_USERS"
+            bench_pipeline_create $db
+            bench_pause $db
+            q $db -c "SELECT stategrid_ivm.resume_pipeline('stategrid')" >/dev/null
+            bench_sync $db
+            pid=$(bench_worker_pid $db)
+            samples=$BENCH_TMP/rss.$db.samples
+            : >"$samples"
+            bench_sample_rss "$pid" "$samples" &
+            bench_bg_add $!
+            t0=$(now_s)
+            # $per_user readings of every user on the next day, in one statement
+            q $db -c "SELECT bench.add_readings(date '$BENCH_WH_START' + 1, 1, 1, 0, $per_user)" >/dev/null
+            bench_sync $db
+            s=$(calc "$(now_s) - $t0")
+            bench_value $sc "hwm_mb_insert_$size" "$rep" "$(calc "$(bench_proc_status "$pid" VmHWM) / 1024")" MB "peak RSS (VmHWM), one INSERT of $((per_user * MEMORY_INSERT_USERS)) readings into $MEMORY_INSERT_USERS users' warehouse"
+            bench_bg_stop
+            bench_value $sc "anon_mb_insert_$size" "$rep" "$(calc "$(awk 'BEGIN { m = 0 } $1 > m { m = $1 } END { print m }' "$samples") / 1024")" MB "private memory (peak RssAnon), one INSERT of $((per_user * MEMORY_INSERT_USERS)) readings into $MEMORY_INSERT_USERS users' warehouse"
+            bench_value $sc "insert_s_$size" "$rep" "$s" s "INSERT of $((per_user * MEMORY_INSERT_USERS)) readings until sync() returns"
+            if [ "$BENCH_VERIFY_ALL" = 1 ]; then bench_verify $db; fi
+            bench_db_drop $db
+        done
+    done
+    if [ "${MEMORY_INSERT_ROWS##*,}" -lt 2000000 ] && [ "$MODE" != quick ]; then
+        bench_note $sc "Scaled down: one INSERT of ${MEMORY_INSERT_ROWS//,/ and } readings into $MEMORY_INSERT_USERS users instead of issue 15's 2,000,000 (and 10,000,000) into 50,000 (--memory-insert-rows 2000000,10000000 --memory-insert-users 50000, or --full)."
     fi
 }

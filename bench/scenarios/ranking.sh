@@ -3,22 +3,6 @@
 # against the rows whose rank really changed, and the time to apply. Sourced by bench/run.
 # shellcheck shell=bash
 
-# bench_ranking_counts DB: "inserted updated deleted" of dws_user_ranking once the worker's
-# statistics are flushed (it flushes after a commit at most once a second, and its idle loop
-# commits every naptime): read until two reads 0.6 s apart agree.
-bench_ranking_counts() {
-    local db=$1 a b
-    sleep 1.2
-    a=$(q "$db" -c "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relid = 'public.dws_user_ranking'::regclass" -F ' ')
-    for _ in $(seq 1 20); do
-        sleep 0.6
-        b=$(q "$db" -c "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relid = 'public.dws_user_ranking'::regclass" -F ' ')
-        [ "$a" = "$b" ] && break
-        a=$b
-    done
-    echo "$b"
-}
-
 scenario_ranking() {
     local sc=ranking db=$BENCH_WH_DB rep day n user total target amount s c0 c1 changed
     local i0 u0 d0 i1 u1 d1 overtake
@@ -51,11 +35,11 @@ scenario_ranking() {
               -c "CREATE TABLE bench.rank_before AS SELECT user_id, ranking FROM dws_user_ranking
                   WHERE stat_date = '$day' AND region_id = $BENCH_WH_REGION" >/dev/null
         bench_sync "$db"
-        c0=$(bench_ranking_counts "$db")
+        c0=$(bench_table_counts "$db" public.dws_user_ranking)
         s=$(bench_apply_time "$db" "INSERT INTO power_consumption (user_id, consumption_amount, consumption_cost, consumption_date,
                                                                  meter_reading_before, meter_reading_after, remark)
                                   VALUES ($user, round($amount, 2), round($amount * 0.56, 2), date '$day' + time '21:00', 0, round($amount, 2), 'ranking')")
-        c1=$(bench_ranking_counts "$db")
+        c1=$(bench_table_counts "$db" public.dws_user_ranking)
         changed=$(q "$db" -c "SELECT count(*) FROM bench.rank_before b JOIN dws_user_ranking r USING (user_id)
                             WHERE r.stat_date = '$day' AND r.region_id = $BENCH_WH_REGION AND r.ranking <> b.ranking")
         read -r i0 u0 d0 <<<"$c0"
