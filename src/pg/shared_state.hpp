@@ -87,7 +87,7 @@ PipelineSlot *find_slot(Oid dboid, int32 pipeline_id);  // caller holds the lock
 // running, reports where it stands, and marks it stopped (then the launcher starts none).
 void attach_worker(int slot_index, Oid *dboid, int32 *pipeline_id);
 void mark_worker(int slot_index, bool running);
-// An empty slot for a pipeline (the caller holds the lock).
+// An empty slot for a pipeline (the caller holds the lock, or the shared memory is new).
 void clear_slot(PipelineSlot *s);
 // A batch starts: it takes the commits noted since the last one; they count as waiting until
 // the batch reports its position (or, if it fails, until a later one does). Call it before
