@@ -810,6 +810,117 @@ AS $$
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- Status views (issue 18): lag_seconds also while nobody has published what waits, figures
+-- rounded (a column type changes: the views are made again), views.rows an estimate with
+-- the exact count in view_rows().
+-- ---------------------------------------------------------------------------------------
+DROP VIEW pipelines;
+DROP VIEW views;
+
+-- One row per pipeline: its state, lag and progress. Freshness: the worker keeps, per
+-- pipeline, how long source transactions took from their commit to the commit that made them
+-- visible in the maintained tables, over the transactions applied in the last one to two
+-- minutes (a histogram with 10% wide buckets: each figure is the upper bound of its bucket).
+-- A slot of the same name in another database (the original of a copy restored into this
+-- cluster) is not this pipeline's.
+-- lag_seconds counts from the oldest commit known to wait: one the worker left behind, or a
+-- commit in this database since its last look (src/pg/shared_state.cpp). Where nobody knows
+-- what waits -- no worker runs (paused, error), or one that has not been caught up since it
+-- started (after resume_pipeline or a server restart) -- WAL past what it applied counts from
+-- the last moment the pipeline is known to have been caught up: its last batch, else its last
+-- applied commit. Figures are rounded: the lag up to milliseconds (a wait never reads 0),
+-- freshness to tenths of milliseconds (its buckets are 10% wide).
+CREATE VIEW pipelines AS
+SELECT p.name,
+       p.state,
+       r.worker_pid,
+       p.applied_lsn,
+       CASE WHEN p.state IN ('created') THEN NULL
+            ELSE greatest(0, pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
+                               greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)))::bigint
+       END AS lag_bytes,
+       (ceil(1000 * CASE WHEN r.oldest_unapplied_commit IS NOT NULL
+                THEN greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
+            WHEN (p.state IN ('error', 'paused') OR (p.state = 'running' AND r.caught_up_lsn IS NULL))
+                 AND pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
+                     greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)) > 0
+                THEN greatest(0, extract(epoch FROM clock_timestamp()
+                                         - coalesce(r.last_batch_at, p.applied_commit_time, p.last_error_at, p.started_at)))
+            ELSE 0
+       END) / 1000)::numeric(15,3) AS lag_seconds,
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
+       p.transactions_applied,
+       r.freshness_transactions,
+       r.freshness_p50_ms::numeric(15,1) AS freshness_p50_ms,
+       r.freshness_p99_ms::numeric(15,1) AS freshness_p99_ms,
+       r.freshness_max_ms::numeric(15,1) AS freshness_max_ms,
+       p.rows_applied,
+       p.last_error,
+       p.last_error_at,
+       p.applied_commit_time,
+       r.last_batch_at,
+       p.slot_name,
+       s.wal_status AS slot_wal_status,
+       p.owner::regrole AS owner,
+       (SELECT array_agg(src.source_name ORDER BY src.source_name) FROM source src
+        WHERE src.pipeline_id = p.pipeline_id) AS sources
+FROM pipeline p
+LEFT JOIN _runtime_status() r ON r.pipeline_id = p.pipeline_id
+LEFT JOIN pg_replication_slots s ON s.slot_name = p.slot_name AND s.database = current_database();
+
+-- views.rows: an estimate that reads no table, summed over the partitions of a partitioned
+-- one. The statistics' live row count (pg_stat_user_tables.n_live_tup, as autovacuum uses it:
+-- the count of the last VACUUM or ANALYZE plus every committed change since, reported by the
+-- worker after each batch) where the statistics have seen the table vacuumed or analyzed, or
+-- it never was; else (the statistics were reset since: a crash, pg_stat_reset) the count of
+-- its last VACUUM or ANALYZE (pg_class.reltuples). A table the reader may not read has none.
+CREATE FUNCTION _estimated_rows(rel oid) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT sum(CASE WHEN c.reltuples < 0
+                     OR coalesce(pg_stat_get_last_vacuum_time(c.oid), pg_stat_get_last_autovacuum_time(c.oid),
+                                 pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid)) IS NOT NULL
+                THEN pg_stat_get_live_tuples(c.oid)
+                ELSE c.reltuples::bigint
+           END)::bigint
+FROM pg_class c
+WHERE (c.oid = rel OR c.oid IN (SELECT t.relid FROM pg_partition_tree(rel) t WHERE t.isleaf))
+  AND c.relkind = 'r' AND has_table_privilege(rel, 'SELECT')
+$$;
+
+-- The exact row count of a table a pipeline maintains (count(*): reads the whole table).
+CREATE FUNCTION view_rows(view_name regclass) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM stategrid_ivm.source s WHERE s.ods_relid = view_rows.view_name)
+       AND NOT EXISTS (SELECT 1 FROM stategrid_ivm.view v WHERE v.relid = view_rows.view_name) THEN
+        RAISE EXCEPTION '% is not a table a pipeline maintains', view_name
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT * FROM stategrid_ivm.views lists them.';
+    END IF;
+    RETURN stategrid_ivm._count_rows(view_name);
+END
+$$;
+
+CREATE VIEW views AS
+SELECT p.name AS pipeline,
+       s.ods_name AS view_name,
+       'ods' AS kind,
+       format('mirror of %s', s.source_name) AS query,
+       _estimated_rows(s.ods_relid) AS rows,
+       p.state
+FROM source s JOIN pipeline p USING (pipeline_id)
+UNION ALL
+SELECT p.name, v.view_name, v.plan->>'kind', v.query, _estimated_rows(v.relid), p.state
+FROM view v JOIN pipeline p USING (pipeline_id);
+
+REVOKE ALL ON FUNCTION _estimated_rows(oid), view_rows(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _estimated_rows(oid), view_rows(regclass) TO PUBLIC;
+GRANT SELECT ON pipelines, views TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
 -- Privileges and pg_dump.
 -- ---------------------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ SELECT settle('hv');
 SELECT consumption_id, consumption_amount FROM dwd_power_consumption_detail;
 TRUNCATE power_consumption, power_user;
 SELECT settle('hv');
-SELECT view_name, rows FROM stategrid_ivm.views WHERE pipeline = 'hv' ORDER BY view_name;
+SELECT view_name, stategrid_ivm.view_rows(view_name::regclass) AS rows FROM stategrid_ivm.views WHERE pipeline = 'hv' ORDER BY view_name;
 
 -- ---- a SUM too big for a narrower pre-created DWS column ----------------------------------------
 -- The original example's sink tables were created first, with fixed precisions; adopted tables

@@ -162,7 +162,7 @@ SELECT name, state, worker_pid > 0 AS has_worker, lag_bytes >= 0 AS lag_bytes_ok
 FROM stategrid_ivm.pipelines WHERE name = 'basic';
 SELECT * FROM compare('power_user', 'ods_power_user');
 SELECT * FROM compare('power_consumption', 'ods_power_consumption');
-SELECT pipeline, view_name, rows, state FROM stategrid_ivm.views WHERE pipeline = 'basic' ORDER BY view_name;
+SELECT pipeline, view_name, stategrid_ivm.view_rows(view_name::regclass) AS rows, state FROM stategrid_ivm.views WHERE pipeline = 'basic' ORDER BY view_name;
 -- the worker is visible, with a name that explains it
 SELECT count(*) AS workers FROM pg_stat_activity a JOIN stategrid_ivm.pipelines p ON a.pid = p.worker_pid
 WHERE p.name = 'basic' AND a.application_name LIKE '%basic%';

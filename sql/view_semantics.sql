@@ -485,7 +485,7 @@ SELECT region_id, region_name, stat_date, total_consumption, total_cost, user_co
 FROM dws_region_daily_stats ORDER BY region_id, stat_date;
 SELECT user_id, user_name, region_id, region_name, stat_date, total_consumption, total_cost, ranking
 FROM dws_user_ranking ORDER BY stat_date, region_id, ranking;
-SELECT pipeline, view_name, kind, rows, state FROM stategrid_ivm.views
+SELECT pipeline, view_name, kind, stategrid_ivm.view_rows(view_name::regclass) AS rows, state FROM stategrid_ivm.views
 WHERE pipeline = 'vsem' ORDER BY view_name COLLATE "C";
 
 SELECT stategrid_ivm.drop_pipeline('vsem', drop_tables => true);

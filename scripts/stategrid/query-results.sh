@@ -39,7 +39,7 @@ sgq "$SG_DB" -c "
           UNION ALL
           SELECT 3, CASE WHEN kind = 'ods' THEN 'ODS' WHEN view_name LIKE '%.dwd\_%' THEN 'DWD'
                          WHEN view_name LIKE '%.dws\_%' THEN 'DWS' ELSE kind END,
-                 view_name, rows
+                 view_name, stategrid_ivm.view_rows(view_name::regclass)
           FROM stategrid_ivm.views WHERE pipeline = '$SG_PIPELINE') t
     ORDER BY o, CASE layer WHEN 'ODS' THEN 1 WHEN 'DWD' THEN 2 ELSE 3 END, table_name"
 

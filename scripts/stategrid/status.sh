@@ -7,7 +7,7 @@
 #   1. the local cluster (scripts/cluster.sh status; skipped with SGIVM_PSQL)
 #   2. SELECT * FROM stategrid_ivm.check_setup()      the server settings the extension needs
 #   3. SELECT * FROM stategrid_ivm.pipelines           state, worker, lag, retained WAL, errors
-#   4. SELECT * FROM stategrid_ivm.views               the maintained tables and their row counts
+#   4. SELECT * FROM stategrid_ivm.views               the maintained tables and their row counts (estimated)
 #                                                      (--queries: with their defining SELECT)
 #   5. pg_stat_activity                                the launcher and the pipeline workers
 #   6. pg_replication_slots                            the pipelines' slots

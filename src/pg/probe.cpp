@@ -157,7 +157,7 @@ void sgivm_probe_main(Datum arg) {
                                          shared->nslots)));
                 break;
             }
-            memset(s, 0, sizeof *s);
+            clear_slot(s);
             s->in_use = true;
             s->dboid = dboid;
             s->pipeline_id = ids[k];

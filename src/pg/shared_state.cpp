@@ -4,6 +4,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -68,6 +69,7 @@ static void on_shmem_startup() {
         memset(shared, 0, shared_size());
         shared->lock = &(GetNamedLWLockTranche("stategrid_ivm"))->lock;
         shared->nslots = guc_max_pipelines;
+        for (int i = 0; i < shared->nslots; i++) clear_slot(&shared->slots[i]);
         shared->probe_all = true;
     }
     LWLockRelease(AddinShmemInitLock);
@@ -88,7 +90,17 @@ PipelineSlot *find_slot(Oid dboid, int32 pipeline_id) {
     return nullptr;
 }
 
+void clear_slot(PipelineSlot *s) {
+    memset(s, 0, sizeof *s);
+    pg_atomic_init_u64(&s->unseen_commit, 0);
+}
+
+// The slot of the pipeline worker running in this process (-1: none): its own commits are not
+// changes it waits for.
+static int my_worker_slot = -1;
+
 void attach_worker(int slot_index, Oid *dboid, int32 *pipeline_id) {
+    my_worker_slot = slot_index;
     LWLockAcquire(shared->lock, LW_EXCLUSIVE);
     *dboid = shared->slots[slot_index].dboid;
     *pipeline_id = shared->slots[slot_index].pipeline_id;
@@ -105,6 +117,8 @@ void mark_worker(int slot_index, bool running) {
     } else {
         s->want = false;
         s->oldest_unapplied_commit = 0;
+        s->batch_unseen_commit = 0;
+        pg_atomic_write_u64(&s->unseen_commit, 0);
     }
     LWLockRelease(shared->lock);
 }
@@ -115,6 +129,9 @@ void report_worker_position(int slot_index, XLogRecPtr caught_up, TimestampTz ol
     PipelineSlot *s = &shared->slots[slot_index];
     if (caught_up != InvalidXLogRecPtr) s->caught_up_lsn = caught_up;
     s->oldest_unapplied_commit = oldest_unapplied;
+    // what the batch took is applied, or no older than what it leaves waiting
+    if (caught_up == InvalidXLogRecPtr ? oldest_unapplied != 0 : s->batch_unseen_commit_lsn <= caught_up)
+        s->batch_unseen_commit = 0;
     if (batch_freshness) {
         s->last_batch_at = now;
         s->failures = 0;  // working again: the next restart after a crash comes quickly
@@ -122,6 +139,20 @@ void report_worker_position(int slot_index, XLogRecPtr caught_up, TimestampTz ol
         s->freshness.current.merge(*batch_freshness);
     }
     LWLockRelease(shared->lock);
+}
+
+bool take_unseen_commits(int slot_index) {
+    PipelineSlot *s = &shared->slots[slot_index];
+    if (pg_atomic_read_u64(&s->unseen_commit) == 0) return s->batch_unseen_commit != 0;  // (only this process sets it)
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    TimestampTz t = static_cast<TimestampTz>(pg_atomic_read_u64(&s->unseen_commit));
+    if (t != 0 && s->batch_unseen_commit == 0) {  // else the older one the batch holds counts
+        s->batch_unseen_commit = t;
+        s->batch_unseen_commit_lsn = s->unseen_commit_lsn;
+    }
+    pg_atomic_write_u64(&s->unseen_commit, 0);
+    LWLockRelease(shared->lock);
+    return true;
 }
 
 void request_probe(Oid dboid) {
@@ -152,9 +183,29 @@ void wake_workers(Oid dboid) {
     }
 }
 
+// A transaction that wrote in database dboid committed at commit_time: until their next batch
+// looks, its pipelines may have source changes waiting since then (the first such commit
+// stays). The lock is taken only by the first commit after a batch looked.
+static void note_writing_commit(Oid dboid, TimestampTz commit_time, XLogRecPtr commit_end) {
+    if (!shared) return;
+    bool locked = false;
+    for (int i = 0; i < shared->nslots; i++) {
+        PipelineSlot *s = &shared->slots[i];
+        if (!s->in_use || s->dboid != dboid || i == my_worker_slot || pg_atomic_read_u64(&s->unseen_commit) != 0)
+            continue;
+        if (!locked) LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+        locked = true;
+        if (!s->in_use || s->dboid != dboid || pg_atomic_read_u64(&s->unseen_commit) != 0) continue;
+        s->unseen_commit_lsn = commit_end;
+        pg_atomic_write_u64(&s->unseen_commit, static_cast<uint64>(commit_time));
+    }
+    if (locked) LWLockRelease(shared->lock);
+}
+
 // ---- commit hook ---------------------------------------------------------------------
 
 static bool xact_wrote = false;
+static bool xact_wrote_wal = false;  // more than its commit record: it may have changed a source
 static bool xact_notify_launcher = false;
 static NameData xact_created_slot;  // a slot create_pipeline made in this transaction
 static bool xact_has_slot = false;
@@ -176,9 +227,11 @@ static void on_xact_event(XactEvent event, void *) {
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
             xact_wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+            xact_wrote_wal = xact_wrote && XactLastRecEnd != InvalidXLogRecPtr;
             break;
         case XACT_EVENT_COMMIT:
             if (xact_notify_launcher) request_probe(MyDatabaseId);
+            if (xact_wrote_wal && OidIsValid(MyDatabaseId)) note_writing_commit(MyDatabaseId, GetCurrentTransactionStopTimestamp(), XactLastCommitEnd);
             if ((xact_wrote || xact_notify_launcher) && OidIsValid(MyDatabaseId)) wake_workers(MyDatabaseId);
             xact_wrote = xact_notify_launcher = xact_has_slot = false;
             break;
@@ -237,8 +290,17 @@ extern "C" Datum sgivm_runtime_status(PG_FUNCTION_ARGS) {
         nulls[1] = s->pid == 0;
         values[2] = LSNGetDatum(s->caught_up_lsn);
         nulls[2] = s->caught_up_lsn == InvalidXLogRecPtr;
-        values[3] = TimestampTzGetDatum(s->oldest_unapplied_commit);
-        nulls[3] = s->oldest_unapplied_commit == 0;
+        // the oldest of: what the last batch left waiting, what the running batch took, what
+        // committed since
+        // (a commit below caught_up_lsn is applied, whether a batch looked at its note or not)
+        TimestampTz oldest = s->oldest_unapplied_commit;
+        auto waits = [&](TimestampTz t, XLogRecPtr end) {
+            if (t != 0 && end > s->caught_up_lsn && (oldest == 0 || t < oldest)) oldest = t;
+        };
+        waits(s->batch_unseen_commit, s->batch_unseen_commit_lsn);
+        waits(static_cast<TimestampTz>(pg_atomic_read_u64(&s->unseen_commit)), s->unseen_commit_lsn);
+        values[3] = TimestampTzGetDatum(oldest);
+        nulls[3] = oldest == 0;
         values[4] = TimestampTzGetDatum(s->last_batch_at);
         nulls[4] = s->last_batch_at == 0;
         sgivm::LatencyHistogram recent = s->freshness.recent(GetCurrentTimestamp());

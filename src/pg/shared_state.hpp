@@ -7,6 +7,7 @@ extern "C" {
 
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -31,6 +32,13 @@ struct PipelineSlot {
     TimestampTz restart_at;
     XLogRecPtr caught_up_lsn;              // every source commit below this is applied
     TimestampTz oldest_unapplied_commit;   // 0 when none is known to wait
+    // The first transaction that wrote in the database since the worker last looked: its
+    // commit time (0: none; read without the lock by committing backends) and the end of its
+    // commit record. A source transaction waits from its commit on, before any batch decoded it.
+    pg_atomic_uint64 unseen_commit;
+    XLogRecPtr unseen_commit_lsn;
+    TimestampTz batch_unseen_commit;       // what the running batch took of them (0: nothing)
+    XLogRecPtr batch_unseen_commit_lsn;
     TimestampTz last_batch_at;
     FreshnessWindows freshness;            // source commit -> visible, per applied transaction
 };
@@ -79,6 +87,13 @@ PipelineSlot *find_slot(Oid dboid, int32 pipeline_id);  // caller holds the lock
 // running, reports where it stands, and marks it stopped (then the launcher starts none).
 void attach_worker(int slot_index, Oid *dboid, int32 *pipeline_id);
 void mark_worker(int slot_index, bool running);
+// An empty slot for a pipeline (the caller holds the lock, or the shared memory is new).
+void clear_slot(PipelineSlot *s);
+// A batch starts: it takes the commits noted since the last one; they count as waiting until
+// the batch reports its position (or, if it fails, until a later one does). Call it before
+// reading the WAL flush position, so that every commit it takes is below that position.
+// Returns whether the batch holds any.
+bool take_unseen_commits(int slot_index);
 // caught_up: every source commit below it is applied (invalid: unchanged); oldest_unapplied:
 // the commit time of the oldest source transaction waiting (0: none); batch_freshness: a batch
 // committed now, with the latencies of its source commits (null: no batch ended).

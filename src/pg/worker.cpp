@@ -410,9 +410,13 @@ void PipelineWorker::apply_chunk() {
 
 // One apply transaction over the next batch of decoded source transactions.
 bool PipelineWorker::apply_batch() {
+    // The commits noted since the last batch are below the flush position read next: this
+    // batch applies them, or shows them waiting until one does.
+    bool took = pg_call([&] { return take_unseen_commits(slot_index_); });
     XLogRecPtr flushed = pg_call([] { return GetFlushRecPtr(nullptr); });
     if (flushed <= caught_up_ && p_.state == PipelineState::Running) {  // nothing new in the WAL
         commit_worker_xact(owner_ctx_);
+        if (took) publish(caught_up_, 0, false);  // what it took was applied before
         return false;
     }
     start_batch();
