@@ -27,6 +27,7 @@ PACKAGES=(
     libipc-run-perl libio-pty-perl  # PostgreSQL::Test::Cluster (TAP tests) needs IPC::Run
     perl                      # prove
     shellcheck                # scripts/test.sh lints every shell script of the repository
+    prometheus prometheus-postgres-exporter curl  # test/monitoring/run.sh: promtool, the exporter, scrapes
     util-linux                # runuser (clusters are owned by postgres when we are root)
     procps                    # ps / kill, used by the scripts' cleanup
     ca-certificates

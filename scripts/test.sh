@@ -14,6 +14,9 @@
 #    run as root, under a mktemp directory, unix socket only, port $SGIVM_TEST_PORT or 54331)
 # 5. pg_regress:            make installcheck                 (sql/, expected/)
 # 6. isolation specs:       pg_isolation_regress               (test/isolation/specs/*.spec)
+# 6b. monitoring:          test/monitoring/run.sh             (promtool check/test rules on
+#                           monitoring/alerts.yml; prometheus-postgres-exporter with
+#                           monitoring/queries.yaml on a cluster of its own, scraped with curl)
 # 7. TAP tests:             prove                              (test/t/*.pl, own clusters; when
 #                           root, a 32 MB tmpfs in SGIVM_TMPFS for t/060_disk_full.pl to fill)
 # 8. benchmark smoke run:   bench/run --quick                  (own cluster, port
@@ -22,6 +25,7 @@
 #
 # Counting (the last line is exactly "N passed, N failed"):
 #   - install-deps: each check of test/scripts/install_deps.sh; shellcheck: each script;
+#   - monitoring: each check of test/monitoring/run.sh;
 #   - ctest: each test ctest reports;
 #   - fuzz: each fuzz target (no clang or libFuzzer runtime counts as one failure);
 #   - pg_regress and isolation: each test file / spec;
@@ -257,6 +261,18 @@ fi
 
 # The temporary cluster is not needed any more: TAP tests make their own.
 if [ $CLUSTER_OK -eq 1 ]; then sg_pg_stop "$PGDIR/data" fast || true; fi
+
+# ---- 6b. monitoring -----------------------------------------------------------------------------
+# promtool on monitoring/alerts.yml; prometheus-postgres-exporter with monitoring/queries.yaml
+# against a cluster of its own (port $TEST_PORT, free again), scraped with curl.
+step "monitoring (test/monitoring/run.sh: promtool, prometheus-postgres-exporter, curl)"
+SGIVM_TEST_PORT=$TEST_PORT bash test/monitoring/run.sh 2>&1 | tee build/monitoring.log
+rc=${PIPESTATUS[0]}
+m_ok=$(grep -c "^ok " build/monitoring.log)
+m_bad=$(grep -c "^not ok " build/monitoring.log)
+if [ "$rc" -ne 0 ] && [ "$m_bad" -eq 0 ]; then m_bad=1; fi
+if [ "$m_ok" -eq 0 ] && [ "$m_bad" -eq 0 ]; then m_bad=1; fi
+record monitoring "$m_ok" "$m_bad" "checks"
 
 # ---- 7. TAP -------------------------------------------------------------------------------------
 taps=(test/t/*.pl)
