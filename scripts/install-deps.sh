@@ -20,6 +20,7 @@ PACKAGES=(
     postgresql-15             # the server (test_decoding, pgoutput are part of it)
     postgresql-server-dev-15  # headers, pg_config, PGXS, pg_regress, pg_isolation_regress, TAP modules
     build-essential g++ make  # the extension is C++17
+    debhelper dpkg-dev postgresql-server-dev-all  # dpkg-buildpackage of debian/ (pg_buildext, dh --with pgxs_loop)
     cmake libgtest-dev        # the GoogleTest suite of src/core (ctest)
     clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets with ASan and UBSan (clang 14's runtimes)
     llvm-14                   # llvm-symbolizer: source lines in the fuzzers' crash reports

@@ -21,11 +21,16 @@
 #                           root, a 32 MB tmpfs in SGIVM_TMPFS for t/060_disk_full.pl to fill)
 # 8. benchmark smoke run:   bench/run --quick                  (own cluster, port
 #                           $SGIVM_BENCH_PORT or 54332; report in build/bench-quick/)
+# 9. Debian package:        test/scripts/deb_package.sh        (META.json's version; dpkg-buildpackage
+#                           in a clean copy of the tree; apt-get install of the .deb, or with
+#                           SGIVM_DEB_ROOT dpkg -x into that private PostgreSQL copy; a subset of
+#                           pg_regress against it, own cluster on port $SGIVM_TEST_PORT)
 # The temporary cluster and directories are removed at the end, also on failure or interrupt.
 #
 # Counting (the last line is exactly "N passed, N failed"):
 #   - install-deps: each check of test/scripts/install_deps.sh; shellcheck: each script;
 #   - monitoring: each check of test/monitoring/run.sh;
+#   - deb: each check of test/scripts/deb_package.sh (one per pg_regress file among them);
 #   - ctest: each test ctest reports;
 #   - fuzz: each fuzz target (no clang or libFuzzer runtime counts as one failure);
 #   - pg_regress and isolation: each test file / spec;
@@ -112,17 +117,23 @@ count_regress() {
     R_FAIL=$(grep -cE '\.\.\. (FAILED|failed)' "$out")
 }
 
+# record_checks SUITE LOG RC NOTE: a suite that prints "ok N - ..." / "not ok N - ..." per check
+# (a non-zero exit without a failed check, or no check at all, counts as one failure).
+record_checks() {
+    local ok bad
+    ok=$(grep -c "^ok " "$2")
+    bad=$(grep -c "^not ok " "$2")
+    if [ "$3" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    record "$1" "$ok" "$bad" "$4"
+}
+
 # ---- 0. the install script on every starting state (stand-ins for dpkg-query and apt) -----------
 # Before the real install, so that a broken install-deps.sh is reported as such.
 step "install-deps.sh against stand-in package tools (test/scripts/install_deps.sh)"
 mkdir -p build
 bash test/scripts/install_deps.sh </dev/null 2>&1 | tee build/install-deps-test.log
-rc=${PIPESTATUS[0]}
-s_ok=$(grep -c "^ok " build/install-deps-test.log)
-s_bad=$(grep -c "^not ok " build/install-deps-test.log)
-if [ "$rc" -ne 0 ] && [ "$s_bad" -eq 0 ]; then s_bad=1; fi
-if [ "$s_ok" -eq 0 ] && [ "$s_bad" -eq 0 ]; then s_bad=1; fi
-record install-deps "$s_ok" "$s_bad" "checks"
+record_checks install-deps build/install-deps-test.log "${PIPESTATUS[0]}" checks
 
 # ---- 1. dependencies ----------------------------------------------------------------------------
 if sg_is_root; then
@@ -352,5 +363,12 @@ else
     show_tail build/bench-quick/run.log 80
     record bench-quick 0 1 "bench/run --quick failed; log in build/bench-quick/run.log"
 fi
+
+# ---- 9. Debian package --------------------------------------------------------------------------
+# Last: in CI its apt-get install replaces the files make install put into the system with the
+# package's (the same sources), and its cluster uses $SGIVM_TEST_PORT, free again by now.
+step "deb (test/scripts/deb_package.sh: build, install and test the Debian package)"
+bash test/scripts/deb_package.sh </dev/null 2>&1 | tee build/deb-package.log
+record_checks deb build/deb-package.log "${PIPESTATUS[0]}" "checks${SGIVM_DEB_ROOT:+; installed with dpkg -x into $SGIVM_DEB_ROOT}"
 
 finish

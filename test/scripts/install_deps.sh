@@ -140,10 +140,10 @@ new_state() {
     done
     touch "$FAKE/virtual/postgresql-contrib-15"
 }
-install_all_but_pg() {
+install_all_but_pg() { # everything except the server and its headers, which each case sets
     local p
     for p in "${ALL[@]}"; do
-        case $p in postgresql-*) ;; *) echo 1.0 >"$FAKE/installed/$p" ;; esac
+        case $p in postgresql-15 | postgresql-server-dev-15) ;; *) echo 1.0 >"$FAKE/installed/$p" ;; esac
     done
 }
 run_script() {
