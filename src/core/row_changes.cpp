@@ -6,6 +6,22 @@
 
 namespace sgivm {
 
+namespace {
+
+// Heap memory of a row: its values, and text that does not fit in a string's own buffer.
+size_t row_bytes(const Row &r) {
+    size_t n = r.capacity() * sizeof(Value);
+    for (const Value &v : r)
+        if (v.text.capacity() > std::string().capacity()) n += v.text.capacity() + 1;
+    return n;
+}
+
+// A node of the key index (next pointer, cached hash, the key's string, its position) and its
+// bucket.
+constexpr size_t kIndexEntry = 3 * sizeof(void *) + sizeof(std::string) + sizeof(size_t) + sizeof(void *);
+
+}  // namespace
+
 std::string RowChangeSet::key_bytes(const Row &key) const {
     key_encoder_.clear();
     for (const Value &v : key) key_encoder_.value(v);
@@ -42,6 +58,8 @@ RowChangeSet::KeyState &RowChangeSet::state_for(const Row &key) {
     std::string b = key_bytes(key);
     auto it = index_.find(b);
     if (it != index_.end()) return order_[it->second];
+    // (order_'s capacity may be twice its size)
+    bytes_ += 2 * sizeof(KeyState) + kIndexEntry + b.size() + row_bytes(key);
     index_.emplace(std::move(b), order_.size());
     KeyState s;
     s.key = key;
@@ -51,6 +69,8 @@ RowChangeSet::KeyState &RowChangeSet::state_for(const Row &key) {
 
 void RowChangeSet::add(const RowMessage &m) {
     changes_++;
+    // (a row replaced later in the run is still counted: the estimate errs on the high side)
+    bytes_ += row_bytes(m.new_row);
     switch (m.kind) {
         case MessageKind::Insert: {
             KeyState &s = state_for(key_of(m.new_row));
@@ -108,6 +128,7 @@ void RowChangeSet::clear() {
     index_.clear();
     order_.clear();
     changes_ = 0;
+    bytes_ = 0;
 }
 
 std::vector<const Row *> RowChangeSet::touched_keys() const {

@@ -29,6 +29,10 @@ public:
     void clear();
     bool empty() const { return order_.empty(); }
     size_t changes() const { return changes_; }
+    // About how much memory the run holds (rows, keys, index; never less than it holds): the
+    // apply step flushes on it too, so that wide rows or a large batch_size cannot make one
+    // large source transaction grow the worker.
+    size_t bytes() const { return bytes_; }
 
     // Every key touched by the run: the apply step removes these rows first...
     std::vector<const Row *> touched_keys() const;
@@ -54,6 +58,7 @@ private:
     std::unordered_map<std::string, size_t> index_;
     std::vector<KeyState> order_;
     size_t changes_ = 0;
+    size_t bytes_ = 0;
     mutable Encoder key_encoder_;
 };
 

@@ -60,6 +60,7 @@ public:
 
     void add(const RowMessage &m);
     size_t pending() const { return changes_ ? changes_->changes() : 0; }
+    size_t pending_bytes() const { return changes_ ? changes_->bytes() : 0; }
     // Applies the pending changes: delete touched keys, insert final rows. Needs an open
     // transaction with SPI connected, running as the pipeline owner.
     void flush();

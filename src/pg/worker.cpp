@@ -103,6 +103,7 @@ private:
     void apply_handle_resync(const ResyncMessage &r);
     void apply_handle_commit(const CommitMessage &c);
     void flush_all();
+    static size_t flush_bytes();
     void backfill_again(const std::string &why);
     void abort_batch();
     [[noreturn]] void stop_and_exit(const char *why);
@@ -129,6 +130,7 @@ private:
     bool skipping_ = false;
     bool discard_temp_tables_ = false;  // a batch failed: the next one recreates its temp tables
     uint64_t pending_changes_ = 0;
+    size_t pending_bytes_ = 0;  // what the mirrors' pending changes hold, about
     uint64_t txns_applied_ = 0, rows_applied_ = 0;
     XLogRecPtr last_end_lsn_ = InvalidXLogRecPtr;
     XLogRecPtr last_seen_end_lsn_ = InvalidXLogRecPtr;  // skipped transactions included
@@ -277,7 +279,11 @@ MirrorTable *PipelineWorker::mirror_for(uint32_t relid) {
 void PipelineWorker::flush_all() {
     for (auto &m : mirrors_) m.second->flush();
     pending_changes_ = 0;
+    pending_bytes_ = 0;
 }
+
+// work_mem, the memory a sort or hash may take before it spills, bounds the pending changes too.
+size_t PipelineWorker::flush_bytes() { return static_cast<size_t>(work_mem) * 1024; }
 
 // ---- the apply loop: one function per kind of message ------------------------------------------
 
@@ -317,9 +323,14 @@ void PipelineWorker::apply_handle_row(const Message &m) {
     if (!t->described()) throw FormatError("row change before its relation message");
     if (m.kind != MessageKind::Insert && m.row.old_kind == OldRowKind::Key && m.row.old_row.empty())
         refuse(keyless_change_refusal(p_, *t, m.kind));
+    size_t held = t->pending_bytes();
     t->add(m.row);
+    pending_bytes_ += t->pending_bytes() - held;
     rows_applied_++;
-    if (++pending_changes_ >= static_cast<uint64_t>(guc_batch_size)) flush_all();
+    // The pending changes go to the mirrors (and their deltas, in this same transaction) every
+    // batch_size rows, or sooner once they hold about work_mem: however large a source
+    // transaction is, and however wide its rows, the worker holds one such piece at a time.
+    if (++pending_changes_ >= static_cast<uint64_t>(guc_batch_size) || pending_bytes_ >= flush_bytes()) flush_all();
 }
 
 void PipelineWorker::apply_handle_truncate(const TruncateMessage &tr) {
@@ -360,6 +371,7 @@ void PipelineWorker::start_batch() {
     origin_progress_ = pg_call([] { return replorigin_session_get_progress(false); });
     skipping_ = false;
     pending_changes_ = txns_applied_ = rows_applied_ = 0;
+    pending_bytes_ = 0;
     commit_times_.clear();
     last_end_lsn_ = last_seen_end_lsn_ = InvalidXLogRecPtr;
     last_commit_time_ = first_commit_time_ = 0;

@@ -887,6 +887,35 @@ TEST(RowChangeSetErrors, AFailedAddLeavesTheSetUsable) {
     EXPECT_ROW_EQ(rows[0]->row, pc(1, 1, "3.00", r));
 }
 
+// ---- memory estimate (the worker flushes on it) ---------------------------------------------
+
+TEST(RowChangeSetBytes, GrowsWithRowsAndTheirWidthAndClearForgetsIt) {
+    RowChangeSet set(kKey);
+    EXPECT_EQ(set.bytes(), 0u);
+    set.add(ins(pc(1, 1, "1.00", "x")));
+    const size_t one = set.bytes();
+    EXPECT_GE(one, 4 * sizeof(Value));  // at least the row's values
+    set.add(ins(pc(2, 1, "1.00", "x")));
+    EXPECT_GE(set.bytes(), 2 * one);
+    const std::string wide(100000, 'w');
+    set.add(ins(pc(3, 1, "1.00", wide)));
+    EXPECT_GE(set.bytes(), 2 * one + wide.size());
+    set.clear();
+    EXPECT_EQ(set.bytes(), 0u);
+}
+
+TEST(RowChangeSetBytes, RepeatedChangesOfOneKeyAreCountedNotForgotten) {
+    // The estimate errs high: a row replaced later in the run is still counted, so a run of
+    // updates to one key cannot hold more than it says.
+    RowChangeSet set(kKey);
+    set.add(ins(pc(1, 1, "1.00", std::string(1000, 'a'))));
+    const size_t first = set.bytes();
+    set.add(upd(pc(1, 1, "2.00", std::string(1000, 'b'))));
+    EXPECT_GT(set.bytes(), first);
+    set.add(del(key(1)));
+    EXPECT_GT(set.bytes(), first);
+}
+
 // ---- randomized: net effect == one by one ---------------------------------------------------
 
 // Valid streams over a small key space: inserts of absent keys, updates (key kept or moved to an
