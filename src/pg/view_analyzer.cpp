@@ -12,10 +12,13 @@ extern "C" {
 #include "access/table.h"
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -36,6 +39,11 @@ PG_FUNCTION_INFO_V1(sgivm_plan_view);
 
 #include "core/view_plan.hpp"
 #include "pg/seam.hpp"
+#include "pg/view_analyzer.hpp"
+
+namespace sgivm::pg {
+int guc_view_strategy = kStrategyAuto;
+}
 
 namespace {
 
@@ -54,6 +62,20 @@ struct Analysis {
     List *group_exprs, *group_columns;
     List *scope;            // int indexes into group_exprs
     List *input_columns;    // per input: a List of char * column names the query reads
+    // differential maintenance (plan_differential): empty aggs and a fallback where it has none
+    List *aggs;             // DiffAgg *
+    List *group_types;      // char *
+    List *outputs;          // char *: per output column, over $N parameters
+    char *having;
+    const char *fallback;
+    char *state_schema;
+};
+
+// An aggregate with a delta rule (sgivm::ViewShape::Aggregate).
+struct DiffAgg {
+    int fn;  // sgivm::ViewShape::Aggregate::Fn
+    char *arg;
+    char *state_type;
 };
 
 [[noreturn]] void refuse(const char *construct, const char *hint) {
@@ -251,7 +273,150 @@ List *key_columns_of(Oid relid) {
     return cols;
 }
 
-void analyse(const char *query_text, Analysis *a) {
+// ---- differential maintenance of an aggregate -------------------------------------------------
+
+struct DiffContext {
+    List *group_exprs;  // Expr *, in GROUP BY order
+    List *aggs;         // Aggref *, each once
+    const char *fallback;
+};
+
+Node *make_param(int id, Node *like) {
+    Param *p = makeNode(Param);
+    p->paramkind = PARAM_EXTERN;
+    p->paramid = id;
+    p->paramtype = exprType(like);
+    p->paramtypmod = exprTypmod(like);
+    p->paramcollid = exprCollation(like);
+    p->location = -1;
+    return reinterpret_cast<Node *>(p);
+}
+
+// An output or HAVING expression over the kept state: group expressions and aggregates become
+// parameters ($10001.. and $1..), which the core replaces with the state's columns.
+Node *diff_mutator(Node *node, DiffContext *c) {
+    if (!node) return nullptr;
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, c->group_exprs) {
+        if (equal(node, lfirst(lc))) return make_param(static_cast<int>(sgivm::kGroupParamBase) + 1 + i, node);
+        i++;
+    }
+    if (IsA(node, Aggref)) {
+        int k = 0;
+        foreach (lc, c->aggs) {
+            if (equal(node, lfirst(lc))) return make_param(k + 1, node);
+            k++;
+        }
+        c->aggs = lappend(c->aggs, node);
+        return make_param(list_length(c->aggs), node);
+    }
+    if (IsA(node, Var) && !c->fallback)
+        c->fallback = "an output column reads a column that is neither grouped nor aggregated";
+    return expression_tree_mutator(node, reinterpret_cast<Node *(*)()>(diff_mutator), c);
+}
+
+bool deterministic_collation(Oid coll) {
+    return !OidIsValid(coll) || coll == DEFAULT_COLLATION_OID || coll == C_COLLATION_OID || coll == POSIX_COLLATION_OID;
+}
+
+// The delta rule of one aggregate, or why it has none.
+const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
+    using Fn = sgivm::ViewShape::Aggregate::Fn;
+    char *name = get_func_name(ag->aggfnoid);
+    out->arg = pstrdup("");
+    out->state_type = pstrdup("");
+    if (ag->aggfilter) return psprintf("%s() with FILTER", name);
+    if (ag->aggorder) return psprintf("%s() with ORDER BY", name);
+    if (ag->aggstar) {
+        out->fn = static_cast<int>(Fn::CountStar);
+        return nullptr;
+    }
+    if (list_length(ag->args) != 1) return psprintf("%s() of several arguments", name);
+    Node *arg = reinterpret_cast<Node *>(static_cast<TargetEntry *>(linitial(ag->args))->expr);
+    Oid t = exprType(arg);
+    int32 tm = exprTypmod(arg);
+    out->arg = deparse_expression(arg, ctx, false, false);
+    out->state_type = format_type_with_typemod(t, tm);
+    bool ordered = OidIsValid(GetDefaultOpClass(t, BTREE_AM_OID)) && deterministic_collation(exprCollation(arg));
+    if (ag->aggdistinct) {
+        if (strcmp(name, "count") != 0) return psprintf("%s(DISTINCT ...)", name);
+        if (!ordered) return psprintf("count(DISTINCT ...) over %s, which has no default btree ordering or a nondeterministic collation", format_type_be(t));
+        out->fn = static_cast<int>(Fn::CountDistinct);
+        return nullptr;
+    }
+    if (strcmp(name, "count") == 0) {
+        out->fn = static_cast<int>(Fn::Count);
+        return nullptr;
+    }
+    if (strcmp(name, "sum") == 0 || strcmp(name, "avg") == 0) {
+        bool is_sum = name[0] == 's';
+        bool exact = t == INT2OID || t == INT4OID || t == INT8OID || (t == NUMERICOID && tm >= static_cast<int32>(VARHDRSZ));
+        if (!exact)
+            return psprintf("%s() over %s: floating point sums depend on the order of the additions, and a numeric "
+                            "without a declared scale prints the scale of the values it holds, so an incremental "
+                            "value could differ from the query's",
+                            name, format_type_with_typemod(t, tm));
+        out->fn = static_cast<int>(is_sum ? Fn::Sum : Fn::Avg);
+        out->state_type = is_sum ? format_type_be(ag->aggtype) : pstrdup(t == INT8OID || t == NUMERICOID ? "numeric" : "bigint");
+        return nullptr;
+    }
+    if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0) {
+        if (!ordered) return psprintf("%s() over %s, which has no default btree ordering or a nondeterministic collation", name, format_type_be(t));
+        out->fn = static_cast<int>(name[1] == 'i' ? Fn::Min : Fn::Max);
+        return nullptr;
+    }
+    return psprintf("aggregate %s()", name);
+}
+
+// A GROUP BY view's delta rules: its aggregates, and its outputs and HAVING over them, or the
+// reason it is recomputed by scope instead (a->fallback).
+void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, Analysis *a) {
+    if (sgivm::pg::guc_view_strategy == sgivm::pg::kStrategyRecompute) {
+        a->fallback = "stategrid_ivm.view_strategy was 'recompute' when the view was added";
+        return;
+    }
+    if (q->hasWindowFuncs) {
+        a->fallback = "a ranking window: each touched partition is ranked again from its groups";
+        return;
+    }
+    DiffContext c{NIL, NIL, nullptr};
+    ListCell *lc;
+    foreach (lc, group_tles) {
+        Node *e = reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr);
+        if (!OidIsValid(GetDefaultOpClass(exprType(e), BTREE_AM_OID)) || !deterministic_collation(exprCollation(e))) {
+            a->fallback = psprintf("GROUP BY over %s, which has no default btree ordering or a nondeterministic collation",
+                                   format_type_be(exprType(e)));
+            return;
+        }
+        c.group_exprs = lappend(c.group_exprs, e);
+        a->group_types = lappend(a->group_types, format_type_with_typemod(exprType(e), exprTypmod(e)));
+    }
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if (tle->resjunk) continue;
+        Node *m = diff_mutator(reinterpret_cast<Node *>(copyObjectImpl(tle->expr)), &c);
+        a->outputs = lappend(a->outputs, deparse_expression(m, ctx, false, false));
+    }
+    if (q->havingQual) a->having = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(q->havingQual)), &c), ctx, false, false);
+    foreach (lc, c.aggs) {
+        DiffAgg *d = static_cast<DiffAgg *>(palloc0(sizeof(DiffAgg)));
+        const char *why = classify_aggregate(static_cast<Aggref *>(lfirst(lc)), ctx, d);
+        if (why && !c.fallback) c.fallback = psprintf("%s has no delta rule yet", why);
+        a->aggs = lappend(a->aggs, d);
+    }
+    if (c.fallback) {
+        a->fallback = c.fallback;
+        a->aggs = NIL;
+        a->outputs = NIL;
+        a->having = nullptr;
+        return;
+    }
+    a->state_schema = OidIsValid(view_relid) ? pstrdup(quote_identifier(get_namespace_name(get_rel_namespace(view_relid))))
+                                             : pstrdup("pg_temp");
+}
+
+void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
     ErrorContextCallback cb;
@@ -532,6 +697,7 @@ void analyse(const char *query_text, Analysis *a) {
             a->group_columns = lappend(a->group_columns, pstrdup(tle->resname));
             a->key = lappend(a->key, pstrdup(tle->resname));
         }
+        plan_differential(q, group_tles, ctx, view_relid, a);
     }
 
     // Deparse with nothing on the search path, so every table is written schema-qualified.
@@ -549,7 +715,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
     Oid view_relid = PG_GETARG_OID(1);
     char *view_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
     Analysis a;
-    analyse(query, &a);
+    analyse(query, view_relid, &a);
     char *json = sgivm::pg::run_cpp([&] {
         sgivm::ViewShape s;
         s.kind = a.aggregate ? sgivm::ViewShape::Kind::Aggregate : sgivm::ViewShape::Kind::Projection;
@@ -574,6 +740,15 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             s.group_columns.emplace_back(static_cast<char *>(lfirst(lc2)));
         }
         foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
+        foreach (lc, a.aggs) {
+            const DiffAgg *d = static_cast<DiffAgg *>(lfirst(lc));
+            s.aggregates.push_back(sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type});
+        }
+        foreach (lc, a.group_types) s.group_types.emplace_back(static_cast<char *>(lfirst(lc)));
+        foreach (lc, a.outputs) s.outputs.emplace_back(static_cast<char *>(lfirst(lc)));
+        if (a.having) s.having = a.having;
+        if (a.fallback) s.fallback = a.fallback;
+        if (a.state_schema) s.state_schema = a.state_schema;
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;
             ListCell *c;
