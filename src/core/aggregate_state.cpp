@@ -266,8 +266,13 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
             ") INSERT INTO " + st + " AS t (" + join(gcols, ", ") + ", sgivm_n, " + ak + ") SELECT " + join(gained, ", ") +
             " FROM sgivm_values" + by_groups + " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + ak + " = t." + ak +
             " + excluded." + ak);
-        for (bool nulls : {false, true})
-            p.state_apply.push_back("DELETE FROM " + ds + " t WHERE t.sgivm_n = 0 AND " + sql::scope_match(gs_t, aff, nulls));
+        // Values whose multiplicity reached 0 go, found through a partial index that holds only
+        // them (a group may hold a million values: its key's range is no way to find them).
+        p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " +
+                                quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_" + std::to_string(k + 1) +
+                                                 "_gone") +
+                                " ON " + ds + " (sgivm_n) WHERE sgivm_n = 0");
+        p.state_apply.push_back("DELETE FROM " + ds + " WHERE sgivm_n = 0");
     }
 
     // min/max whose extreme went: the group's rows read again, through the index on (group, x).
