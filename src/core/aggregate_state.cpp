@@ -24,7 +24,7 @@
 
 namespace sgivm {
 
-namespace {
+namespace state {
 
 using Fn = ViewShape::Aggregate::Fn;
 using sql::join;
@@ -35,7 +35,7 @@ std::string a(size_t k) { return "sgivm_a" + std::to_string(k + 1); }
 bool extreme(Fn f) { return f == Fn::Min || f == Fn::Max; }
 
 // The state table's name: in the view's schema, after its relid (as its indexes are).
-std::string state_name(const ViewShape &s, const std::string &suffix = "") {
+std::string state_name(const ViewShape &s, const std::string &suffix) {
     return s.state_schema + "." + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + suffix);
 }
 
@@ -84,11 +84,11 @@ std::string substitute(const std::string &expr, const std::vector<std::string> &
     return out;
 }
 
-// The value aggregate k shows, from state row `t`.
+// The value aggregate k shows, from the state row's columns prefixed by `t` ("t." or "").
 std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string &t) {
-    const std::string v = t + "." + a(k);
+    const std::string v = t + a(k);
     switch (ag.fn) {
-        case Fn::CountStar: return t + ".sgivm_n";
+        case Fn::CountStar: return t + "sgivm_n";
         case Fn::Count:
         case Fn::CountDistinct:
         case Fn::Min:
@@ -101,6 +101,22 @@ std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string
     return v;
 }
 
+std::vector<std::string> agg_values(const ViewShape &s, const std::string &t) {
+    std::vector<std::string> v;
+    for (size_t k = 0; k < s.aggregates.size(); k++) v.push_back(value_of(s.aggregates[k], k, t));
+    return v;
+}
+
+std::vector<std::string> group_values(const ViewShape &s, const std::string &t) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < s.group_exprs.size(); i++) v.push_back(t + g(i));
+    return v;
+}
+
+}  // namespace state
+
+namespace {
+using namespace state;
 }  // namespace
 
 void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
@@ -308,12 +324,11 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         p.state_apply.push_back("DELETE FROM " + st + " t WHERE t.sgivm_n = 0 AND " + sql::scope_match(gs_t, aff, nulls));
 
     // The touched groups' rows, from their state, into the work table.
-    std::vector<std::string> agg_values, group_values, outs;
-    for (size_t k = 0; k < s.aggregates.size(); k++) agg_values.push_back(value_of(s.aggregates[k], k, "t"));
-    for (size_t i = 0; i < ng; i++) group_values.push_back("t." + g(i));
-    for (size_t c = 0; c < s.outputs.size(); c++) outs.push_back(substitute(s.outputs[c], agg_values, group_values));
+    const std::vector<std::string> aggs_t = agg_values(s, "t."), groups_t = group_values(s, "t.");
+    std::vector<std::string> outs;
+    for (size_t c = 0; c < s.outputs.size(); c++) outs.push_back(substitute(s.outputs[c], aggs_t, groups_t));
     std::string where = "";
-    if (!s.having.empty()) where = " WHERE " + substitute(s.having, agg_values, group_values);
+    if (!s.having.empty()) where = " WHERE " + substitute(s.having, aggs_t, groups_t);
     p.compute = "INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") + ") SELECT " +
                 join(outs, ", ") + " FROM (SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, false) +
                 " UNION ALL SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, true) + ") t" + where;

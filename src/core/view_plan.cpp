@@ -281,6 +281,7 @@ ViewPlan plan_view(const ViewShape &s) {
         p.strategy = "differential";
     } else if (s.fallback.empty() && !s.outputs.empty() && !p.compute.empty()) {
         plan_aggregate_state(s, p);
+        if (!s.rank_fn.empty()) plan_ranking_range(s, p);
     } else {
         p.strategy = "recompute";
         p.strategy_reason = !s.fallback.empty() ? s.fallback

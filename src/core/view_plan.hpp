@@ -59,6 +59,17 @@ struct ViewShape {
     std::string having;    // the same over HAVING; empty if none
     std::string fallback;  // why the view is recomputed by scope (empty: differential)
     std::string state_schema;  // quoted schema of the view: where its kept state lives
+    // A ranking maintained by range (ranking_state.cpp): row_number or rank, its column (the
+    // output left empty in `outputs`), ORDER BY keys over $N, and the PARTITION BY as indexes
+    // into group_exprs (`scope` is then every group).
+    struct RankKey {
+        std::string expr, type;
+        bool desc = false, nulls_first = false;
+    };
+    std::string rank_fn;
+    size_t rank_column = 0;
+    std::vector<RankKey> rank_order;
+    std::vector<size_t> rank_partition;
 };
 
 // The placeholders of ViewShape::outputs: aggregate i (from 0) and group expression i (from 0).

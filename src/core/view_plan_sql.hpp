@@ -26,5 +26,19 @@ struct ViewPlan;
 // The aggregate operator over kept state (aggregate_state.cpp): the state's tables and
 // statements, and the compute step from it, for a GROUP BY view without a fallback.
 void plan_aggregate_state(const ViewShape &s, ViewPlan &p);
+// The ranking over it (ranking_state.cpp): replaces the compute step with a re-ranking of the
+// range between the changed groups' old and new positions.
+void plan_ranking_range(const ViewShape &s, ViewPlan &p);
+
+namespace state {
+std::string g(size_t i);  // sgivm_g<i+1>: group column i of the state table
+std::string state_name(const ViewShape &s, const std::string &suffix = "");
+// An expression over $N parameters with aggregate N's value and group N-10000's column.
+std::string substitute(const std::string &expr, const std::vector<std::string> &agg_values,
+                       const std::vector<std::string> &group_values);
+// The aggregates' values and the group columns of the state row, prefixed by `t` ("t." or "").
+std::vector<std::string> agg_values(const ViewShape &s, const std::string &t);
+std::vector<std::string> group_values(const ViewShape &s, const std::string &t);
+}  // namespace state
 
 }  // namespace sgivm

@@ -32,6 +32,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/typcache.h"
 #include "utils/ruleutils.h"
 
 PG_FUNCTION_INFO_V1(sgivm_plan_view);
@@ -69,6 +70,17 @@ struct Analysis {
     char *having;
     const char *fallback;
     char *state_schema;
+    // a ranking maintained by range (plan_ranking): its function, column, ORDER BY keys
+    char *rank_fn;
+    int rank_column;
+    List *rank_keys;       // RankKey *
+    List *rank_partition;  // int indexes into group_exprs
+};
+
+struct RankKey {
+    char *expr;  // over $N parameters
+    char *type;
+    bool desc, nulls_first;
 };
 
 // An aggregate with a delta rule (sgivm::ViewShape::Aggregate).
@@ -369,15 +381,53 @@ const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
     return psprintf("aggregate %s()", name);
 }
 
+Node *diff_mutator(Node *node, DiffContext *c);
+
+// A ranking over the groups (one row_number or rank column, one window): its ORDER BY keys over
+// the kept state, so that a change re-ranks only the range between a group's old and new
+// positions; or why not (the caller falls back to recomputing touched partitions).
+const char *plan_ranking(Query *q, DiffContext *c, List *ctx, Analysis *a) {
+    if (q->havingQual) return "HAVING under a ranking window";
+    if (list_length(q->windowClause) != 1) return "several windows";
+    int functions = 0;
+    ListCell *lc;
+    foreach (lc, q->targetList) {
+        Node *e = reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr);
+        if (!contain_window_function(e)) continue;
+        if (!IsA(e, WindowFunc) || static_cast<TargetEntry *>(lfirst(lc))->resjunk)
+            return "an expression over a window function (select the ranking itself)";
+        functions++;
+    }
+    if (functions != 1 || !a->rank_fn) return "more than one window function";
+    if (strcmp(a->rank_fn, "row_number") != 0 && strcmp(a->rank_fn, "rank") != 0)
+        return psprintf("%s() (row_number and rank are maintained by range)", a->rank_fn);
+    WindowClause *wc = static_cast<WindowClause *>(linitial(q->windowClause));
+    if (wc->orderClause == NIL) return "a ranking without ORDER BY";
+    foreach (lc, wc->orderClause) {
+        SortGroupClause *sc = static_cast<SortGroupClause *>(lfirst(lc));
+        Node *e = reinterpret_cast<Node *>(get_sortgroupclause_tle(sc, q->targetList)->expr);
+        TypeCacheEntry *tc = lookup_type_cache(exprType(e), TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+        if (sc->sortop != tc->lt_opr && sc->sortop != tc->gt_opr) return "a ranking ORDER BY with USING";
+        if (!deterministic_collation(exprCollation(e))) return "a ranking ORDER BY under a nondeterministic collation";
+        RankKey *k = static_cast<RankKey *>(palloc0(sizeof(RankKey)));
+        k->expr = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(e)), c), ctx, false, false);
+        k->type = format_type_with_typemod(exprType(e), exprTypmod(e));
+        k->desc = sc->sortop == tc->gt_opr;
+        k->nulls_first = sc->nulls_first;
+        a->rank_keys = lappend(a->rank_keys, k);
+    }
+    // the changes' scope becomes the groups; the partition bounds the ranges
+    a->rank_partition = a->scope;
+    a->scope = NIL;
+    for (int i = 0; i < list_length(a->group_exprs); i++) a->scope = lappend_int(a->scope, i);
+    return nullptr;
+}
+
 // A GROUP BY view's delta rules: its aggregates, and its outputs and HAVING over them, or the
 // reason it is recomputed by scope instead (a->fallback).
 void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, Analysis *a) {
     if (sgivm::pg::guc_view_strategy == sgivm::pg::kStrategyRecompute) {
         a->fallback = "stategrid_ivm.view_strategy was 'recompute' when the view was added";
-        return;
-    }
-    if (q->hasWindowFuncs) {
-        a->fallback = "a ranking window: each touched partition is ranked again from its groups";
         return;
     }
     DiffContext c{NIL, NIL, nullptr};
@@ -392,12 +442,21 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         c.group_exprs = lappend(c.group_exprs, e);
         a->group_types = lappend(a->group_types, format_type_with_typemod(exprType(e), exprTypmod(e)));
     }
+    int column = 0;
     foreach (lc, q->targetList) {
         TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
         if (tle->resjunk) continue;
-        Node *m = diff_mutator(reinterpret_cast<Node *>(copyObjectImpl(tle->expr)), &c);
-        a->outputs = lappend(a->outputs, deparse_expression(m, ctx, false, false));
+        if (q->hasWindowFuncs && IsA(tle->expr, WindowFunc)) {
+            a->rank_fn = get_func_name(reinterpret_cast<WindowFunc *>(tle->expr)->winfnoid);
+            a->rank_column = column;
+            a->outputs = lappend(a->outputs, pstrdup(""));  // (the rank: computed by range)
+        } else {
+            Node *m = diff_mutator(reinterpret_cast<Node *>(copyObjectImpl(tle->expr)), &c);
+            a->outputs = lappend(a->outputs, deparse_expression(m, ctx, false, false));
+        }
+        column++;
     }
+    if (q->hasWindowFuncs && !c.fallback) c.fallback = plan_ranking(q, &c, ctx, a);
     if (q->havingQual) a->having = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(q->havingQual)), &c), ctx, false, false);
     foreach (lc, c.aggs) {
         DiffAgg *d = static_cast<DiffAgg *>(palloc0(sizeof(DiffAgg)));
@@ -410,6 +469,10 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         a->aggs = NIL;
         a->outputs = NIL;
         a->having = nullptr;
+        if (a->rank_partition) a->scope = a->rank_partition;  // (recomputed by partition)
+        a->rank_fn = nullptr;
+        a->rank_keys = NIL;
+        a->rank_partition = NIL;
         return;
     }
     a->state_schema = OidIsValid(view_relid) ? pstrdup(quote_identifier(get_namespace_name(get_rel_namespace(view_relid))))
@@ -749,6 +812,15 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         if (a.having) s.having = a.having;
         if (a.fallback) s.fallback = a.fallback;
         if (a.state_schema) s.state_schema = a.state_schema;
+        if (a.rank_fn && a.rank_keys) {
+            s.rank_fn = a.rank_fn;
+            s.rank_column = static_cast<size_t>(a.rank_column);
+            foreach (lc, a.rank_keys) {
+                const RankKey *k = static_cast<RankKey *>(lfirst(lc));
+                s.rank_order.push_back(sgivm::ViewShape::RankKey{k->expr, k->type, k->desc, k->nulls_first});
+            }
+            foreach (lc, a.rank_partition) s.rank_partition.push_back(static_cast<size_t>(lfirst_int(lc)));
+        }
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;
             ListCell *c;

@@ -1,0 +1,249 @@
+// A ranking (row_number or rank over PARTITION BY / ORDER BY) over an aggregate's kept state,
+// maintained by range: a changed group moves from its old position in its partition to its new
+// one, and only the rows between them change rank. Per batch, after the aggregate's fold:
+//   1. the changed groups' sort keys before the fold (snapshot) and after it, per partition;
+//   2. per partition the range [lo, hi] those keys span (to the partition's end when groups
+//      came or went: every rank after them moves), and the number of rows before lo -- from
+//      the old rank of the first row at or after lo (a changed group's, or the first unchanged
+//      one's, read through an index on (partition, keys) of the state), so that nothing
+//      before the range is read;
+//   3. the range's rows ranked again from there (base + row_number/rank over the range), into
+//      the work table, their groups added to the affected set, and the keyed diff writes the
+//      rows whose rank (or values) changed.
+// rank() counts the rows strictly before; row_number orders ties by the group columns.
+#include <stdexcept>
+
+#include "core/cpp_only.hpp"
+#include "core/view_plan.hpp"
+#include "core/view_plan_sql.hpp"
+
+namespace sgivm {
+
+namespace {
+
+using sql::join;
+
+struct Key {
+    std::string expr;  // over the state row (alias t, or bare for the index)
+    std::string type;
+    bool desc = false, nulls_first = false;
+};
+
+// a strictly before b in the order of key i, never NULL
+std::string strictly_before(const Key &k, const std::string &a, const std::string &b) {
+    const std::string cmp = "coalesce(" + a + (k.desc ? " > " : " < ") + b + ", false)";
+    const std::string nulls = k.nulls_first ? "(" + a + " IS NULL AND " + b + " IS NOT NULL)"
+                                            : "(" + a + " IS NOT NULL AND " + b + " IS NULL)";
+    return "(" + cmp + " OR " + nulls + ")";
+}
+
+// Lexicographic: the key values `a` strictly before `b` (never NULL).
+std::string before(const std::vector<Key> &keys, const std::vector<std::string> &a, const std::vector<std::string> &b) {
+    std::string acc = strictly_before(keys.back(), a.back(), b.back());
+    for (size_t i = keys.size() - 1; i-- > 0;)
+        acc = "(" + strictly_before(keys[i], a[i], b[i]) + " OR (" + a[i] + " IS NOT DISTINCT FROM " + b[i] + " AND " + acc + "))";
+    return acc;
+}
+
+std::string order_by(const std::vector<Key> &keys, const std::vector<std::string> &values, bool reverse) {
+    std::vector<std::string> o;
+    for (size_t i = 0; i < keys.size(); i++) {
+        bool desc = keys[i].desc != reverse, nulls_first = keys[i].nulls_first != reverse;
+        o.push_back(values[i] + (desc ? " DESC" : " ASC") + (nulls_first ? " NULLS FIRST" : " NULLS LAST"));
+    }
+    return join(o, ", ");
+}
+
+std::vector<std::string> prefixed(const std::string &prefix, const std::string &name, size_t n) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < n; i++) v.push_back(prefix + name + std::to_string(i + 1));
+    return v;
+}
+
+}  // namespace
+
+void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
+    if (s.rank_fn != "row_number" && s.rank_fn != "rank") throw std::runtime_error("no ranking to maintain by range");
+    if (s.rank_order.empty() || s.rank_partition.empty()) throw std::runtime_error("a ranking needs ORDER BY and PARTITION BY");
+    const size_t ng = s.group_exprs.size(), np = s.rank_partition.size();
+    const std::string st = state::state_name(s), aff = affected_table(s.view_relid), rel = std::to_string(s.view_relid);
+    const std::string rk = "pg_temp.sgivm_rk_" + rel, rr = "pg_temp.sgivm_rr_" + rel;
+    const bool row_number = s.rank_fn == "row_number";
+
+    // The keys over a state row with prefix `t`: the ORDER BY's, then (row_number) the groups.
+    auto keys_of = [&](const std::string &t) {
+        std::vector<Key> k;
+        const std::vector<std::string> av = state::agg_values(s, t), gv = state::group_values(s, t);
+        for (const ViewShape::RankKey &r : s.rank_order)
+            k.push_back(Key{state::substitute(r.expr, av, gv), r.type, r.desc, r.nulls_first});
+        if (row_number)
+            for (size_t i = 0; i < ng; i++) k.push_back(Key{gv[i], s.group_types[i], false, false});
+        return k;
+    };
+    const std::vector<Key> kt = keys_of("t."), kbare = keys_of("");
+    const size_t nk = kt.size();
+    auto exprs = [](const std::vector<Key> &k) {
+        std::vector<std::string> v;
+        for (const Key &x : k) v.push_back(x.expr);
+        return v;
+    };
+    const std::vector<std::string> kt_e = exprs(kt);
+    std::vector<std::string> part_t, part_types, gcols_t;
+    for (size_t i : s.rank_partition) {
+        part_t.push_back("t." + state::g(i));
+        part_types.push_back(s.group_types.at(i));
+    }
+    for (size_t i = 0; i < ng; i++) gcols_t.push_back("t." + state::g(i));
+    const std::vector<std::string> pc = prefixed("", "sgivm_p", np), kc = prefixed("", "sgivm_k", nk),
+                                   lo = prefixed("rr.", "sgivm_lo", nk), hi = prefixed("rr.", "sgivm_hi", nk);
+
+    // Working tables: the changed groups' keys (old and new), and the ranges per partition.
+    std::vector<std::string> rk_defs, rr_defs;
+    for (size_t i = 0; i < np; i++) {
+        rk_defs.push_back(pc[i] + " " + part_types[i]);
+        rr_defs.push_back(pc[i] + " " + part_types[i]);
+    }
+    for (size_t i = 0; i < nk; i++) rk_defs.push_back(kc[i] + " " + kt[i].type);
+    rk_defs.push_back("sgivm_old boolean NOT NULL");
+    for (const char *side : {"sgivm_lo", "sgivm_hi"})
+        for (size_t i = 0; i < nk; i++) rr_defs.push_back(side + std::to_string(i + 1) + " " + kt[i].type);
+    rr_defs.push_back("sgivm_open boolean NOT NULL");
+    rr_defs.push_back("sgivm_base bigint");
+    p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS sgivm_rk_" + rel + " (" + join(rk_defs, ", ") + ") ON COMMIT DELETE ROWS");
+    p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS sgivm_rr_" + rel + " (" + join(rr_defs, ", ") + ") ON COMMIT DELETE ROWS");
+    // The state in the ranking's order, for the range and the rows at its edges.
+    std::vector<std::string> idx_cols;
+    for (size_t i : s.rank_partition) idx_cols.push_back(state::g(i));
+    std::vector<std::string> bare;
+    for (const Key &k : kbare) bare.push_back("(" + k.expr + ")");
+    idx_cols.push_back(order_by(kbare, bare, false));
+    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + rel + "_order") + " ON " + st + " (" +
+                            join(idx_cols, ", ") + ")");
+
+    // 1. The changed groups' keys: before the fold (first statement of the batch), and after it.
+    auto snapshot = [&](bool old) {
+        std::vector<std::string> sel = part_t;
+        for (const std::string &e : kt_e) sel.push_back(e);
+        sel.push_back(old ? "true" : "false");
+        std::string q;
+        for (bool nulls : {false, true})
+            q += std::string(nulls ? " UNION ALL " : "") + "SELECT " + join(sel, ", ") + " FROM " + st + " t WHERE " +
+                 sql::scope_match(gcols_t, aff, nulls);
+        return "INSERT INTO " + rk + " " + q;
+    };
+    p.state_apply.insert(p.state_apply.begin(), snapshot(true));
+    p.state_apply.push_back(snapshot(false));
+
+    // 2. Per partition: the range, whether it runs to the end, and the rows before it.
+    const std::string lo_q = "SELECT DISTINCT ON (" + join(pc, ", ") + ") " + join(pc, ", ") + ", " + join(kc, ", ") + " FROM " + rk +
+                             " ORDER BY " + join(pc, ", ") + ", " + order_by(kt, kc, false);
+    const std::string hi_q = "SELECT DISTINCT ON (" + join(pc, ", ") + ") " + join(pc, ", ") + ", " + join(kc, ", ") + " FROM " + rk +
+                             " ORDER BY " + join(pc, ", ") + ", " + order_by(kt, kc, true);
+    const std::string net_q = "SELECT " + join(pc, ", ") + ", count(*) FILTER (WHERE sgivm_old) <> count(*) FILTER (WHERE NOT sgivm_old) "
+                              "AS sgivm_open FROM " + rk + " GROUP BY " + join(pc, ", ");
+    std::vector<std::string> ins = pc;
+    for (size_t i = 0; i < nk; i++) ins.push_back("l." + kc[i]);
+    for (size_t i = 0; i < nk; i++) ins.push_back("h." + kc[i]);
+    ins.push_back("n.sgivm_open");
+    std::vector<std::string> cols = pc;
+    for (const char *side : {"sgivm_lo", "sgivm_hi"})
+        for (size_t i = 0; i < nk; i++) cols.push_back(side + std::to_string(i + 1));
+    cols.push_back("sgivm_open");
+    // (NULL partitions: the three sets join on IS NOT DISTINCT FROM, a few rows each)
+    std::vector<std::string> lh_eq, ln_eq;
+    for (const std::string &c : pc) {
+        lh_eq.push_back("l." + c + " IS NOT DISTINCT FROM h." + c);
+        ln_eq.push_back("l." + c + " IS NOT DISTINCT FROM n." + c);
+    }
+    std::vector<std::string> sel_ins;
+    for (size_t i = 0; i < np; i++) sel_ins.push_back("l." + pc[i]);
+    for (size_t i = np; i < ins.size(); i++) sel_ins.push_back(ins[i]);
+    p.state_apply.push_back("INSERT INTO " + rr + " (" + join(cols, ", ") + ") SELECT " + join(sel_ins, ", ") + " FROM (" + lo_q +
+                            ") l JOIN (" + hi_q + ") h ON " + join(lh_eq, " AND ") + " JOIN (" + net_q + ") n ON " +
+                            join(ln_eq, " AND "));
+
+    // The view's rank of a state row's group (old: the view is not written yet), by its key.
+    std::vector<std::string> vgroup;
+    for (size_t i = 0; i < ng; i++) vgroup.push_back("v." + quote_identifier(s.group_columns[i]));
+    const std::string rank_col = "v." + quote_identifier(s.columns.at(s.rank_column));
+    auto view_rank = [&](const std::string &w) {
+        std::vector<std::string> any_null, same, eq;
+        for (size_t i = 0; i < ng; i++) {
+            const std::string wg = w + "." + state::g(i);
+            any_null.push_back(wg + " IS NULL");
+            eq.push_back(vgroup[i] + " = " + wg);
+            same.push_back(vgroup[i] + " IS NOT DISTINCT FROM " + wg);
+        }
+        return "CASE WHEN " + join(any_null, " OR ") + " THEN (SELECT " + rank_col + " FROM " + s.view_table + " v WHERE " +
+               join(same, " AND ") + " LIMIT 1) ELSE (SELECT " + rank_col + " FROM " + s.view_table + " v WHERE " +
+               join(eq, " AND ") + ") END";
+    };
+    // The state's rows of rr's partition that meet `cond`: by the partition's equality (an index
+    // condition), and NULL-safely in a second branch that only runs for a partition with a NULL.
+    std::vector<std::string> p_eq, p_same, rr_null;
+    for (size_t i = 0; i < np; i++) {
+        p_eq.push_back(part_t[i] + " = rr." + pc[i]);
+        p_same.push_back(part_t[i] + " IS NOT DISTINCT FROM rr." + pc[i]);
+        rr_null.push_back("rr." + pc[i] + " IS NULL");
+    }
+    auto state_rows = [&](const std::string &cond) {
+        return "(SELECT * FROM " + st + " t WHERE " + join(p_eq, " AND ") + " AND " + cond + " UNION ALL SELECT * FROM " + st +
+               " t WHERE (" + join(rr_null, " OR ") + ") AND " + join(p_same, " AND ") + " AND " + cond + ")";
+    };
+    const std::string unchanged =
+        "NOT (" + sql::scope_match(gcols_t, aff, false) + ") AND NOT (" + sql::scope_match(gcols_t, aff, true) + ")";
+    const std::string at_or_after_lo = "NOT " + before(kt, kt_e, lo);
+    // "at or after lo" and "at or before hi" on the first key alone, as index conditions (a
+    // NULL first key, or a NULL bound, is looked at in a second branch)
+    const std::string ge_lo1 = kt[0].expr + (kt[0].desc ? " <= " : " >= ") + lo[0];
+    const std::string le_hi1 = kt[0].expr + (kt[0].desc ? " >= " : " <= ") + hi[0];
+    const std::string first_null = "(" + kt[0].expr + " IS NULL OR " + lo[0] + " IS NULL OR " + hi[0] + " IS NULL)";
+    // The old rank of the first row at or after lo: the first unchanged one's (the state's
+    // order: its key is the same before and after), or a changed group's (all at or after lo).
+    std::vector<std::string> w_sel = gcols_t;
+    for (size_t i = 0; i < nk; i++) w_sel.push_back(kt_e[i] + " AS " + kc[i]);
+    auto edge_row = [&](const std::string &cond, bool reverse) {
+        return "(SELECT " + join(w_sel, ", ") + " FROM " + state_rows(cond + " AND " + unchanged) + " t ORDER BY " +
+               order_by(kt, kt_e, reverse) + " LIMIT 1)";
+    };
+    const std::string w_rank = "coalesce((SELECT " + view_rank("w") + " FROM " + edge_row(ge_lo1 + " AND " + at_or_after_lo, false) +
+                               " w), (SELECT " + view_rank("w") + " FROM " +
+                               edge_row("(" + kt[0].expr + " IS NULL OR " + lo[0] + " IS NULL) AND " + at_or_after_lo, false) + " w))";
+    std::vector<std::string> vpart;
+    for (size_t i = 0; i < np; i++)
+        vpart.push_back("v." + quote_identifier(s.group_columns.at(s.rank_partition[i])) + " IS NOT DISTINCT FROM rr." + pc[i]);
+    const std::string changed_old = "(SELECT min(" + rank_col + ") FROM " + s.view_table + " v WHERE ((" +
+                                    sql::scope_match(vgroup, aff, false) + ") OR (" + sql::scope_match(vgroup, aff, true) + ")) AND " +
+                                    join(vpart, " AND ") + ")";
+    // No row at or after lo before the batch: all the partition's rows come before it, as many
+    // as the last one's rank says (rank(): and the rows tied with it).
+    std::string tail = "(SELECT " + view_rank("w");
+    if (!row_number) {
+        std::vector<std::string> tie;
+        for (size_t i = 0; i < nk; i++) tie.push_back(kt_e[i] + " IS NOT DISTINCT FROM w." + kc[i]);
+        tail += " - 1 + (SELECT count(*) FROM " + state_rows(unchanged) + " t WHERE " + join(tie, " AND ") + ")";
+    }
+    tail += " FROM " + edge_row("true", true) + " w)";
+    p.state_apply.push_back("UPDATE " + rr + " rr SET sgivm_base = coalesce(LEAST(" + w_rank + ", " + changed_old + ") - 1, " + tail +
+                            ", 0)");
+
+    // 3. The range's rows ranked again, into the work table; their groups join the affected set.
+    const std::vector<std::string> av = state::agg_values(s, "t."), gv = state::group_values(s, "t.");
+    std::vector<std::string> outs;
+    for (size_t c = 0; c < s.outputs.size(); c++) {
+        if (c == s.rank_column)
+            outs.push_back("rr.sgivm_base + " + s.rank_fn + "() OVER (PARTITION BY " + join(prefixed("rr.", "sgivm_p", np), ", ") +
+                           " ORDER BY " + order_by(kt, kt_e, false) + ")");
+        else
+            outs.push_back(state::substitute(s.outputs[c], av, gv));
+    }
+    const std::string in_range = at_or_after_lo + " AND (rr.sgivm_open OR NOT " + before(kt, hi, kt_e) + ")";
+    const std::string from = rr + " rr JOIN LATERAL (SELECT * FROM " + state_rows(ge_lo1 + " AND (rr.sgivm_open OR " + le_hi1 + ")") +
+                             " t UNION ALL SELECT * FROM " + state_rows(first_null) + " t) t ON " + in_range;
+    std::vector<std::string> ret = sql::quoted(std::vector<std::string>(s.group_columns.begin(), s.group_columns.end()));
+    p.compute = "WITH sgivm_ranked AS (INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") +
+                ") SELECT " + join(outs, ", ") + " FROM " + from + " RETURNING " + join(ret, ", ") + ") INSERT INTO " + aff +
+                " SELECT " + join(ret, ", ") + " FROM sgivm_ranked";
+}
+
+}  // namespace sgivm
