@@ -8,8 +8,9 @@
 //      one's, read through an index on (partition, keys) of the state), so that nothing
 //      before the range is read;
 //   3. the range's rows ranked again from there (base + row_number/rank over the range), into
-//      the work table, their groups added to the affected set, and the keyed diff writes the
-//      rows whose rank (or values) changed.
+//      the work table; the keyed diff updates by key the rows whose rank (or values) changed,
+//      and removes and inserts only changed groups (and rows with a NULL key part, which no
+//      key equality finds: those join the affected set and are replaced).
 // rank() counts the rows strictly before; row_number orders ties by the group columns.
 #include <stdexcept>
 
@@ -202,9 +203,13 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     // order: its key is the same before and after), or a changed group's (all at or after lo).
     std::vector<std::string> w_sel = gcols_t;
     for (size_t i = 0; i < nk; i++) w_sel.push_back(kt_e[i] + " AS " + kc[i]);
+    // (a partition without NULLs reads the state in the index's order, from lo, and stops at
+    // the first row: the UNION of state_rows would read and sort the rest of the partition)
     auto edge_row = [&](const std::string &cond, bool reverse) {
-        return "(SELECT " + join(w_sel, ", ") + " FROM " + state_rows(cond + " AND " + unchanged) + " t ORDER BY " +
-               order_by(kt, kt_e, reverse) + " LIMIT 1)";
+        const std::string tail = " AND " + cond + " AND " + unchanged + " ORDER BY " + order_by(kt, kt_e, reverse) + " LIMIT 1";
+        return "(SELECT * FROM (SELECT " + join(w_sel, ", ") + " FROM " + st + " t WHERE NOT (" + join(rr_null, " OR ") + ") AND " +
+               join(p_eq, " AND ") + tail + ") w1 UNION ALL SELECT * FROM (SELECT " + join(w_sel, ", ") + " FROM " + st +
+               " t WHERE (" + join(rr_null, " OR ") + ") AND " + join(p_same, " AND ") + tail + ") w2)";
     };
     const std::string w_rank = "coalesce((SELECT " + view_rank("w") + " FROM " + edge_row(ge_lo1 + " AND " + at_or_after_lo, false) +
                                " w), (SELECT " + view_rank("w") + " FROM " +
@@ -212,9 +217,11 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     std::vector<std::string> vpart;
     for (size_t i = 0; i < np; i++)
         vpart.push_back("v." + quote_identifier(s.group_columns.at(s.rank_partition[i])) + " IS NOT DISTINCT FROM rr." + pc[i]);
-    const std::string changed_old = "(SELECT min(" + rank_col + ") FROM " + s.view_table + " v WHERE ((" +
-                                    sql::scope_match(vgroup, aff, false) + ") OR (" + sql::scope_match(vgroup, aff, true) + ")) AND " +
-                                    join(vpart, " AND ") + ")";
+    // (two lookups: one OR of both would read the whole view)
+    const std::string changed_old = "LEAST((SELECT min(" + rank_col + ") FROM " + s.view_table + " v WHERE " +
+                                    sql::scope_match(vgroup, aff, false) + " AND " + join(vpart, " AND ") + "), (SELECT min(" +
+                                    rank_col + ") FROM " + s.view_table + " v WHERE " + sql::scope_match(vgroup, aff, true) +
+                                    " AND " + join(vpart, " AND ") + "))";
     // No row at or after lo before the batch: all the partition's rows come before it, as many
     // as the last one's rank says (rank(): and the rows tied with it).
     std::string tail = "(SELECT " + view_rank("w");
@@ -243,7 +250,12 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     std::vector<std::string> ret = sql::quoted(std::vector<std::string>(s.group_columns.begin(), s.group_columns.end()));
     p.compute = "WITH sgivm_ranked AS (INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") +
                 ") SELECT " + join(outs, ", ") + " FROM " + from + " RETURNING " + join(ret, ", ") + ") INSERT INTO " + aff +
-                " SELECT " + join(ret, ", ") + " FROM sgivm_ranked";
+                " SELECT " + join(ret, ", ") + " FROM sgivm_ranked WHERE " + [&] {
+                    // (rows of a NULL key part are replaced, not updated: they join the affected set)
+                    std::vector<std::string> n;
+                    for (const std::string &c : ret) n.push_back(c + " IS NULL");
+                    return join(n, " OR ");
+                }();
 }
 
 }  // namespace sgivm

@@ -249,13 +249,17 @@ ViewPlan plan_view(const ViewShape &s) {
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
         const std::string t_in_scope = scope_match(view_scope_t, aff, false);
+        // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
+        // (the affected set), the rows whose rank moved: those exist in the view (their groups
+        // did not change), and are updated by key; only the changed groups come and go.
+        const bool ranged = !s.rank_fn.empty() && s.fallback.empty() && !s.outputs.empty();
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
         //    updated in place: one write per row, and an update that leaves the indexed key's
         //    image alone can stay on its page. The key is set too: it may have changed its image
         //    only (1.0 to 1.00). A view that others read keeps old and new row both.
         std::vector<std::string> set;
         for (const std::string &c : cols) set.push_back(c + " = n." + c);
-        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " + t_in_scope;
+        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + (ranged ? "" : " AND " + t_in_scope);
         const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
         p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
                            changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
@@ -267,12 +271,20 @@ ViewPlan plan_view(const ViewShape &s) {
         for (bool nulls : {false, true})
             both(p.remove, p.uncaptured.remove,
                  scope_delete(" t", nulls, " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")"));
-        both1(p.recompute, p.uncaptured.recompute,
-              from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
-                  " AND " + t_in_scope + ")");
-        // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
-        for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
-        both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
+        if (ranged) {
+            std::vector<std::string> view_scope_n;
+            for (const std::string &c : view_scope) view_scope_n.push_back("n." + c);
+            both1(p.recompute, p.uncaptured.recompute,
+                  from_fresh + " WHERE (" + scope_match(view_scope_n, aff, false) + " OR (" + scope_match(view_scope_n, aff, true) +
+                      ")) AND NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") + ")");
+        } else {
+            both1(p.recompute, p.uncaptured.recompute,
+                  from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
+                      " AND " + t_in_scope + ")");
+            // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
+            for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
+            both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
+        }
     }
 
     if (s.kind == ViewShape::Kind::Projection) {

@@ -251,6 +251,9 @@ void ViewSet::maintain(std::map<Oid, uint64> changed) {
     pg_call([&] {
         set_config_option("default_statistics_target", "10", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
                           false);
+        // JIT compiles the long expressions of the delta rules (a ranking's key comparisons)
+        // for seconds, to run them over a few rows: each statement's plan is estimated big.
+        set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR, false);
         if (batch_rows < 10000)
             set_config_option("random_page_cost", "1.1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
                               false);
