@@ -120,7 +120,7 @@ using namespace state;
 }  // namespace
 
 void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
-    if (s.scope.size() != s.group_exprs.size() || s.group_types.size() != s.group_exprs.size())
+    if ((s.scope.size() != s.group_exprs.size() && s.top_n <= 0) || s.group_types.size() != s.group_exprs.size())
         throw std::runtime_error("differential maintenance needs every group expression in scope, with its type");
     if (s.outputs.size() != s.columns.size()) throw std::runtime_error("output expressions and columns disagree");
     const ViewInput &in = s.inputs.at(0);
@@ -316,12 +316,16 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                                     in.qualified + " (" + join(on, ", ") + ")");
         }
         set_again.push_back("sgivm_reread = false");
-        for (bool nulls : {false, true})
-            p.state_apply.push_back("UPDATE " + st + " t SET " + join(set_again, ", ") + " WHERE t.sgivm_reread AND " +
-                                    sql::scope_match(gs_t, aff, nulls));
+        // (the groups to read again, and below the groups gone, are found through partial
+        // indexes holding only them: not through the affected set, which for a top-N is the
+        // touched partitions)
+        p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_reread") +
+                                " ON " + st + " (sgivm_reread) WHERE sgivm_reread");
+        p.state_apply.push_back("UPDATE " + st + " t SET " + join(set_again, ", ") + " WHERE t.sgivm_reread");
     }
-    for (bool nulls : {false, true})
-        p.state_apply.push_back("DELETE FROM " + st + " t WHERE t.sgivm_n = 0 AND " + sql::scope_match(gs_t, aff, nulls));
+    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_gone") +
+                            " ON " + st + " (sgivm_n) WHERE sgivm_n = 0");
+    p.state_apply.push_back("DELETE FROM " + st + " WHERE sgivm_n = 0");
 
     // The touched groups' rows, from their state, into the work table.
     const std::vector<std::string> aggs_t = agg_values(s, "t."), groups_t = group_values(s, "t.");

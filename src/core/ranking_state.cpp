@@ -259,3 +259,59 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
 }
 
 }  // namespace sgivm
+
+namespace sgivm {
+
+// A top-N: the ranking filtered to its first N ranks. Its scope stays the partition: per
+// touched partition, the first N groups (rank(): and the ties of the N-th) read from the state in
+// the ranking's order, through its index, ranked, into the work table; the keyed diff writes
+// only the rows that enter, leave or move within the first N. What a change costs depends on N,
+// not on how many groups a partition holds.
+void plan_top_n(const ViewShape &s, ViewPlan &p) {
+    if (s.top_n <= 0 || (s.rank_fn != "row_number" && s.rank_fn != "rank") || s.rank_partition.empty())
+        throw std::runtime_error("no top-N ranking to plan");
+    if (s.scope != s.rank_partition) throw std::runtime_error("a top-N is maintained per partition");
+    const size_t ng = s.group_exprs.size(), np = s.rank_partition.size();
+    const std::string st = state::state_name(s), aff = affected_table(s.view_relid), rel = std::to_string(s.view_relid);
+    const bool row_number = s.rank_fn == "row_number";
+    const std::string n = std::to_string(s.top_n);
+    const std::vector<std::string> av = state::agg_values(s, "t."), gv = state::group_values(s, "t."),
+                                   av_bare = state::agg_values(s, ""), gv_bare = state::group_values(s, "");
+    std::vector<Key> kt, kbare;
+    for (const ViewShape::RankKey &r : s.rank_order) {
+        kt.push_back(Key{state::substitute(r.expr, av, gv), r.type, r.desc, r.nulls_first});
+        kbare.push_back(Key{"(" + state::substitute(r.expr, av_bare, gv_bare) + ")", r.type, r.desc, r.nulls_first});
+    }
+    if (row_number)
+        for (size_t i = 0; i < ng; i++) {
+            kt.push_back(Key{gv[i], s.group_types[i], false, false});
+            kbare.push_back(Key{gv_bare[i], s.group_types[i], false, false});
+        }
+    std::vector<std::string> kt_e, kbare_e, idx_cols;
+    for (const Key &k : kt) kt_e.push_back(k.expr);
+    for (const Key &k : kbare) kbare_e.push_back(k.expr);
+    for (size_t i : s.rank_partition) idx_cols.push_back(state::g(i));
+    idx_cols.push_back(order_by(kbare, kbare_e, false));
+    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + rel + "_order") + " ON " + st + " (" +
+                            join(idx_cols, ", ") + ")");
+
+    const std::vector<std::string> ak = sql::aff_columns(np);
+    std::vector<std::string> eq, same, any_null;
+    for (size_t i = 0; i < np; i++) {
+        const std::string col = "t." + state::g(s.rank_partition[i]);
+        eq.push_back(col + " = pp." + ak[i]);
+        same.push_back(col + " IS NOT DISTINCT FROM pp." + ak[i]);
+        any_null.push_back("pp." + ak[i] + " IS NULL");
+    }
+    const std::string first_n = " ORDER BY " + order_by(kt, kt_e, false) + (row_number ? " LIMIT " + n : " FETCH FIRST " + n + " ROWS WITH TIES");
+    const std::string firsts = "(SELECT * FROM " + st + " t WHERE " + join(eq, " AND ") + first_n + ") UNION ALL (SELECT * FROM " + st +
+                               " t WHERE (" + join(any_null, " OR ") + ") AND " + join(same, " AND ") + first_n + ")";
+    std::vector<std::string> outs;
+    for (size_t c = 0; c < s.outputs.size(); c++)
+        outs.push_back(c == s.rank_column ? "t.sgivm_r" : state::substitute(s.outputs[c], av, gv));
+    p.compute = "INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") + ") SELECT " +
+                join(outs, ", ") + " FROM (SELECT DISTINCT " + join(ak, ", ") + " FROM " + aff + ") pp CROSS JOIN LATERAL (SELECT t.*, " +
+                s.rank_fn + "() OVER (ORDER BY " + order_by(kt, kt_e, false) + ") AS sgivm_r FROM (" + firsts + ") t) t WHERE t.sgivm_r <= " + n;
+}
+
+}  // namespace sgivm

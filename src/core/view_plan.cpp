@@ -252,7 +252,7 @@ ViewPlan plan_view(const ViewShape &s) {
         // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
         // (the affected set), the rows whose rank moved: those exist in the view (their groups
         // did not change), and are updated by key; only the changed groups come and go.
-        const bool ranged = !s.rank_fn.empty() && s.fallback.empty() && !s.outputs.empty();
+        const bool ranged = !s.rank_fn.empty() && s.fallback.empty() && !s.outputs.empty() && s.top_n <= 0;
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
         //    updated in place: one write per row, and an update that leaves the indexed key's
         //    image alone can stay on its page. The key is set too: it may have changed its image
@@ -293,7 +293,10 @@ ViewPlan plan_view(const ViewShape &s) {
         p.strategy = "differential";
     } else if (s.fallback.empty() && !s.outputs.empty() && !p.compute.empty()) {
         plan_aggregate_state(s, p);
-        if (!s.rank_fn.empty()) plan_ranking_range(s, p);
+        if (!s.rank_fn.empty() && s.top_n > 0)
+            plan_top_n(s, p);
+        else if (!s.rank_fn.empty())
+            plan_ranking_range(s, p);
     } else {
         p.strategy = "recompute";
         p.strategy_reason = !s.fallback.empty() ? s.fallback

@@ -70,6 +70,9 @@ struct ViewShape {
     size_t rank_column = 0;
     std::vector<RankKey> rank_order;
     std::vector<size_t> rank_partition;
+    // A top-N (the ranking filtered to its first N ranks): `scope` stays the partition, whose
+    // first N come from the state (ranking_state.cpp, plan_top_n).
+    int64_t top_n = 0;
 };
 
 // The placeholders of ViewShape::outputs: aggregate i (from 0) and group expression i (from 0).

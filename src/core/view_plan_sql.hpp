@@ -29,6 +29,8 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p);
 // The ranking over it (ranking_state.cpp): replaces the compute step with a re-ranking of the
 // range between the changed groups' old and new positions.
 void plan_ranking_range(const ViewShape &s, ViewPlan &p);
+// A top-N over it: the touched partitions' first N, read from the state in the ranking's order.
+void plan_top_n(const ViewShape &s, ViewPlan &p);
 
 namespace state {
 std::string g(size_t i);  // sgivm_g<i+1>: group column i of the state table

@@ -73,6 +73,7 @@ struct Analysis {
     // a ranking maintained by range (plan_ranking): its function, column, ORDER BY keys
     char *rank_fn;
     int rank_column;
+    int64 top_n;           // > 0: only the first top_n ranks (SELECT * FROM (ranking) r WHERE r <= N)
     List *rank_keys;       // RankKey *
     List *rank_partition;  // int indexes into group_exprs
 };
@@ -416,8 +417,10 @@ const char *plan_ranking(Query *q, DiffContext *c, List *ctx, Analysis *a) {
         k->nulls_first = sc->nulls_first;
         a->rank_keys = lappend(a->rank_keys, k);
     }
-    // the changes' scope becomes the groups; the partition bounds the ranges
+    // the changes' scope becomes the groups; the partition bounds the ranges (a top-N keeps
+    // recomputing its touched partitions' first N, from the state)
     a->rank_partition = a->scope;
+    if (a->top_n > 0) return nullptr;
     a->scope = NIL;
     for (int i = 0; i < list_length(a->group_exprs); i++) a->scope = lappend_int(a->scope, i);
     return nullptr;
@@ -479,6 +482,59 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
                                              : pstrdup("pg_temp");
 }
 
+// SELECT * FROM (<ranking view's query>) r WHERE <ranking column> <= N (or < N): the inner
+// query, with a->top_n set; the query itself otherwise.
+Query *top_n_inner(Query *q, Analysis *a) {
+    if (q->commandType != CMD_SELECT || q->utilityStmt || q->setOperations || q->hasAggs || q->groupClause ||
+        q->hasWindowFuncs || q->distinctClause || q->sortClause || q->limitCount || q->limitOffset ||
+        q->hasSubLinks || q->cteList || q->havingQual || list_length(q->rtable) != 1 ||
+        list_length(q->jointree->fromlist) != 1 || !IsA(linitial(q->jointree->fromlist), RangeTblRef))
+        return q;
+    RangeTblEntry *rte = static_cast<RangeTblEntry *>(linitial(q->rtable));
+    if (rte->rtekind != RTE_SUBQUERY || !rte->subquery || !rte->subquery->hasWindowFuncs) return q;
+    Query *inner = rte->subquery;
+    // the outer select list: the inner columns as they are, in their order
+    ListCell *lc;
+    int n = 0;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+        TargetEntry *in = v ? get_tle_by_resno(inner->targetList, v->varattno) : nullptr;
+        if (tle->resjunk || !v || v->varlevelsup || v->varattno != ++n || !in || in->resjunk || !tle->resname ||
+            !in->resname || strcmp(tle->resname, in->resname) != 0)
+            return q;
+    }
+    if (n != list_length(inner->targetList)) {
+        int visible = 0;
+        foreach (lc, inner->targetList) visible += static_cast<TargetEntry *>(lfirst(lc))->resjunk ? 0 : 1;
+        if (n != visible) return q;
+    }
+    // WHERE ranking <= N, or ranking < N
+    Node *w = q->jointree->quals;
+    OpExpr *op = w && IsA(w, OpExpr) ? reinterpret_cast<OpExpr *>(w) : nullptr;
+    if (!op || list_length(op->args) != 2) return q;
+    char *opname = get_opname(op->opno);
+    Var *v = plain_var(static_cast<Node *>(linitial(op->args)));
+    Node *c = static_cast<Node *>(lsecond(op->args));
+    while (c && IsA(c, RelabelType)) c = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(c)->arg);
+    if (!opname || !v || !c || !IsA(c, Const) || reinterpret_cast<Const *>(c)->constisnull) return q;
+    TargetEntry *rank = get_tle_by_resno(inner->targetList, v->varattno);
+    if (!rank || !IsA(rank->expr, WindowFunc)) return q;
+    Const *k = reinterpret_cast<Const *>(c);
+    int64 limit;
+    switch (k->consttype) {
+        case INT2OID: limit = DatumGetInt16(k->constvalue); break;
+        case INT4OID: limit = DatumGetInt32(k->constvalue); break;
+        case INT8OID: limit = DatumGetInt64(k->constvalue); break;
+        default: return q;
+    }
+    if (strcmp(opname, "<") == 0) limit--;
+    else if (strcmp(opname, "<=") != 0) return q;
+    if (limit < 1) refuse("a top-N filter that keeps no row", "Keep at least the first row: WHERE ranking <= 1.");
+    a->top_n = limit;
+    return inner;
+}
+
 void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
@@ -494,6 +550,10 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     if (!IsA(rs->stmt, SelectStmt)) refuse("a statement other than SELECT", "Views are defined by a SELECT.");
     Query *q = parse_analyze_fixedparams(rs, query_text, nullptr, 0, nullptr);
     error_context_stack = cb.previous;
+    // Top-N: the ranking as a subquery, filtered to its first N. The rest analyses the ranking
+    // (the inner query); the view's query, for its table and for verify(), stays the whole.
+    Query *outer = q;
+    q = top_n_inner(q, a);
 
     // What the engine cannot maintain, before anything about names and keys: the first error
     // names the construct that is really unsupported.
@@ -766,7 +826,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     // Deparse with nothing on the search path, so every table is written schema-qualified.
     int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    a->deparsed = pg_get_querydef(q, false);
+    a->deparsed = pg_get_querydef(outer, false);
     AtEOXact_GUC(true, nest);
 }
 
@@ -820,6 +880,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
                 s.rank_order.push_back(sgivm::ViewShape::RankKey{k->expr, k->type, k->desc, k->nulls_first});
             }
             foreach (lc, a.rank_partition) s.rank_partition.push_back(static_cast<size_t>(lfirst_int(lc)));
+            s.top_n = a.top_n;
         }
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;

@@ -117,10 +117,12 @@ TEST(AggregateState, ExtremesReReadOnlyFlaggedTouchedGroupsThenEmptyGroupsGo) {
                            "THEN (SELECT max((consumption_amount)) FROM dw.dwd_detail WHERE (region_id) IS NOT DISTINCT FROM "
                            "t.sgivm_g1 AND ((consumption_date)::date) IS NOT DISTINCT FROM t.sgivm_g2) ELSE (SELECT "
                            "max((consumption_amount)) FROM dw.dwd_detail WHERE (region_id) = t.sgivm_g1 AND "
-                           "((consumption_date)::date) = t.sgivm_g2) END, sgivm_reread = false WHERE t.sgivm_reread AND ");
-    EXPECT_CONTAINS(apply, "DELETE FROM dw.\"sgivm_state_400\" t WHERE t.sgivm_n = 0 AND ");
-    // the groups go after the re-read and the distinct counts: the last statements
-    EXPECT_CONTAINS(p.state_apply.back(), "DELETE FROM dw.\"sgivm_state_400\" t WHERE t.sgivm_n = 0 AND (SELECT EXISTS");
+                           "((consumption_date)::date) = t.sgivm_g2) END, sgivm_reread = false WHERE t.sgivm_reread;");
+    // flagged and emptied groups are found through partial indexes of only them
+    EXPECT_CONTAINS(all(p.state_setup), "ON dw.\"sgivm_state_400\" (sgivm_reread) WHERE sgivm_reread");
+    EXPECT_CONTAINS(all(p.state_setup), "ON dw.\"sgivm_state_400\" (sgivm_n) WHERE sgivm_n = 0");
+    // the groups go after the re-read and the distinct counts: the last statement
+    EXPECT_EQ(p.state_apply.back(), "DELETE FROM dw.\"sgivm_state_400\" WHERE sgivm_n = 0");
 }
 
 TEST(AggregateState, ComputeReadsTheTouchedGroupsStateWithParametersReplaced) {
