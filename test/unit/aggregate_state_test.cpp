@@ -192,3 +192,83 @@ TEST(AggregateState, ProjectionIsDifferentialByKey) {
 }
 
 }  // namespace
+
+namespace {
+
+// dws_user_ranking: groups (user_id, region_id, day), row_number by total DESC within (day, region).
+ViewShape ranking_shape() {
+    ViewShape s;
+    s.kind = ViewShape::Kind::Aggregate;
+    s.view_table = "dw.dws_ranking";
+    s.view_relid = 500;
+    s.deparsed = "SELECT user_id, region_id, (consumption_date)::date AS stat_date, sum(consumption_amount) AS total, "
+                 "row_number() OVER (PARTITION BY ((consumption_date)::date), region_id ORDER BY (sum(consumption_amount)) "
+                 "DESC, user_id) AS ranking\n   FROM dw.dwd_detail dwd_detail\n  GROUP BY user_id, region_id, "
+                 "((consumption_date)::date)";
+    s.inputs = {ViewInput{300, "dw.dwd_detail"}};
+    s.columns = {"user_id", "region_id", "stat_date", "total", "ranking"};
+    s.types = {"bigint", "integer", "date", "numeric", "bigint"};
+    s.audit = {false, false, false, false, false};
+    s.key = {"user_id", "region_id", "stat_date"};
+    s.group_exprs = {"user_id", "region_id", "(consumption_date)::date"};
+    s.group_columns = {"user_id", "region_id", "stat_date"};
+    s.group_types = {"bigint", "integer", "date"};
+    s.scope = {0, 1, 2};  // the changed groups; the partition bounds the ranges
+    s.rank_partition = {2, 1};
+    s.aggregates = {{Fn::Sum, "consumption_amount", "numeric"}};
+    s.outputs = {"$10001", "$10002", "$10003", "$1", ""};
+    s.rank_fn = "row_number";
+    s.rank_column = 4;
+    s.rank_order = {{"$1", "numeric", true, true}, {"$10001", "bigint", false, false}};
+    s.state_schema = "dw";
+    return s;
+}
+
+TEST(RankingState, RangeStatementsSnapshotTheOldKeysFirstAndRankFromTheBase) {
+    ViewPlan p = plan_view(ranking_shape());
+    EXPECT_EQ(p.strategy, "differential");
+    // the changed groups' keys before the fold: the first statement of the batch
+    EXPECT_CONTAINS(p.state_apply.front(), "INSERT INTO pg_temp.sgivm_rk_500 SELECT t.sgivm_g3, t.sgivm_g2, ");
+    EXPECT_CONTAINS(p.state_apply.front(), ", true FROM dw.\"sgivm_state_500\" t WHERE ");
+    // the state in the ranking's order (partition, then keys, ties by the groups)
+    EXPECT_CONTAINS(all(p.state_setup), "ON dw.\"sgivm_state_500\" (sgivm_g3, sgivm_g2, ((CASE WHEN sgivm_a1_n = 0 THEN NULL "
+                                        "ELSE sgivm_a1 END)) DESC NULLS FIRST, (sgivm_g1) ASC NULLS LAST, (sgivm_g1) ASC NULLS LAST, (sgivm_g2) ASC");
+    // the rows before the range: from old ranks of the view, never a count of the partition
+    EXPECT_CONTAINS(p.state_apply.back(), "UPDATE pg_temp.sgivm_rr_500 rr SET sgivm_base = coalesce(LEAST(");
+    EXPECT_NOT_CONTAINS(p.state_apply.back(), "count(*)");
+    EXPECT_CONTAINS(p.compute, "rr.sgivm_base + row_number() OVER (PARTITION BY rr.sgivm_p1, rr.sgivm_p2 ORDER BY ");
+    // moved rows are updated by key (no scope); only changed groups come and go; no replace path
+    ASSERT_EQ(p.uncaptured.update.size(), 1u);
+    EXPECT_NOT_CONTAINS(p.uncaptured.update[0], "sgivm_aff_500");
+    EXPECT_CONTAINS(p.uncaptured.recompute, "(n.\"user_id\", n.\"region_id\", n.\"stat_date\") IN (SELECT sgivm_k1, sgivm_k2, "
+                                            "sgivm_k3 FROM pg_temp.sgivm_aff_500)");
+    EXPECT_TRUE(p.replace_insert.empty());
+}
+
+TEST(RankingState, RankCountsTiesOfTheLastRowNotGroupTiebreaks) {
+    ViewShape s = ranking_shape();
+    s.rank_fn = "rank";
+    ViewPlan p = plan_view(s);
+    EXPECT_CONTAINS(p.compute, "rr.sgivm_base + rank() OVER (");
+    // rank(): no group columns appended to the order
+    EXPECT_NOT_CONTAINS(all(p.state_setup), "(sgivm_g1) ASC NULLS LAST, (sgivm_g1) ASC NULLS LAST");
+    EXPECT_CONTAINS(p.state_apply.back(), "(SELECT count(*) FROM ");
+}
+
+TEST(RankingState, TopNReadsTheFirstNOfEachTouchedPartitionFromTheState) {
+    ViewShape s = ranking_shape();
+    s.top_n = 100;
+    s.scope = s.rank_partition;  // a top-N's scope stays the partition
+    ViewPlan p = plan_view(s);
+    EXPECT_EQ(p.strategy, "differential");
+    EXPECT_CONTAINS(p.compute, "FROM (SELECT DISTINCT sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_500) pp CROSS JOIN LATERAL");
+    EXPECT_CONTAINS(p.compute, "t.sgivm_g3 = pp.sgivm_k1 AND t.sgivm_g2 = pp.sgivm_k2 ORDER BY ");
+    EXPECT_CONTAINS(p.compute, " LIMIT 100)");
+    EXPECT_CONTAINS(p.compute, "WHERE t.sgivm_r <= 100");
+    // no range statements: the state's fold only
+    for (const std::string &st : p.state_apply) EXPECT_NOT_CONTAINS(st, "sgivm_rr_500");
+    s.rank_fn = "rank";
+    EXPECT_CONTAINS(plan_view(s).compute, "FETCH FIRST 100 ROWS WITH TIES");
+}
+
+}  // namespace
