@@ -191,8 +191,14 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
         return "(SELECT * FROM " + st + " t WHERE " + join(p_eq, " AND ") + " AND " + cond + " UNION ALL SELECT * FROM " + st +
                " t WHERE (" + join(rr_null, " OR ") + ") AND " + join(p_same, " AND ") + " AND " + cond + ")";
     };
-    const std::string unchanged =
-        "NOT (" + sql::scope_match(gcols_t, aff, false) + ") AND NOT (" + sql::scope_match(gcols_t, aff, true) + ")";
+    // Unchanged: not in the affected set, looked up through an index on it (a NOT IN would be a
+    // subplan, rescanned per row when the set is too large to hash: a backlog)
+    std::vector<std::string> aff_eq;
+    const std::vector<std::string> ak = sql::aff_columns(ng);
+    for (size_t i = 0; i < ng; i++) aff_eq.push_back("a." + ak[i] + " = " + gcols_t[i]);
+    p.setup.push_back("CREATE INDEX IF NOT EXISTS sgivm_affk_" + rel + " ON " + aff + " (" + join(ak, ", ") + ")");
+    const std::string unchanged = "NOT EXISTS (SELECT 1 FROM " + aff + " a WHERE " + join(aff_eq, " AND ") + ") AND NOT (" +
+                                  sql::scope_match(gcols_t, aff, true) + ")";
     const std::string at_or_after_lo = "NOT " + before(kt, kt_e, lo);
     // "at or after lo" and "at or before hi" on the first key alone, as index conditions (a
     // NULL first key, or a NULL bound, is looked at in a second branch)
@@ -214,14 +220,23 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     const std::string w_rank = "coalesce((SELECT " + view_rank("w") + " FROM " + edge_row(ge_lo1 + " AND " + at_or_after_lo, false) +
                                " w), (SELECT " + view_rank("w") + " FROM " +
                                edge_row("(" + kt[0].expr + " IS NULL OR " + lo[0] + " IS NULL) AND " + at_or_after_lo, false) + " w))";
-    std::vector<std::string> vpart;
-    for (size_t i = 0; i < np; i++)
-        vpart.push_back("v." + quote_identifier(s.group_columns.at(s.rank_partition[i])) + " IS NOT DISTINCT FROM rr." + pc[i]);
-    // (two lookups: one OR of both would read the whole view)
-    const std::string changed_old = "LEAST((SELECT min(" + rank_col + ") FROM " + s.view_table + " v WHERE " +
-                                    sql::scope_match(vgroup, aff, false) + " AND " + join(vpart, " AND ") + "), (SELECT min(" +
-                                    rank_col + ") FROM " + s.view_table + " v WHERE " + sql::scope_match(vgroup, aff, true) +
-                                    " AND " + join(vpart, " AND ") + "))";
+    // The changed groups' smallest old rank per partition, for all partitions at once (one
+    // pass over the affected set: per partition it would read the whole set each time).
+    std::vector<std::string> vpart_cols, c_same;
+    for (size_t i = 0; i < np; i++) {
+        vpart_cols.push_back("v." + quote_identifier(s.group_columns.at(s.rank_partition[i])));
+        c_same.push_back("rr." + pc[i] + " IS NOT DISTINCT FROM c.sgivm_c" + std::to_string(i + 1));
+    }
+    std::vector<std::string> c_sel;
+    for (size_t i = 0; i < np; i++) c_sel.push_back(vpart_cols[i] + " AS sgivm_c" + std::to_string(i + 1));
+    std::string changed_min;
+    for (bool nulls : {false, true})
+        changed_min += std::string(nulls ? " UNION ALL " : "") + "SELECT " + join(c_sel, ", ") + ", " + rank_col + " AS sgivm_r FROM " +
+                       s.view_table + " v WHERE " + sql::scope_match(vgroup, aff, nulls);
+    p.state_apply.push_back("UPDATE " + rr + " rr SET sgivm_base = c.sgivm_r FROM (SELECT " +
+                            join(prefixed("", "sgivm_c", np), ", ") + ", min(sgivm_r) AS sgivm_r FROM (" + changed_min +
+                            ") x GROUP BY " + join(prefixed("", "sgivm_c", np), ", ") + ") c WHERE " + join(c_same, " AND "));
+    const std::string changed_old = "rr.sgivm_base";
     // No row at or after lo before the batch: all the partition's rows come before it, as many
     // as the last one's rank says (rank(): and the rows tied with it).
     std::string tail = "(SELECT " + view_rank("w");

@@ -274,9 +274,12 @@ ViewPlan plan_view(const ViewShape &s) {
         if (ranged) {
             std::vector<std::string> view_scope_n;
             for (const std::string &c : view_scope) view_scope_n.push_back("n." + c);
+            // (a UNION, not an OR: an IN under an OR is a subplan, rescanned per row when the
+            // affected set is too large to hash)
+            const std::string absent = " AND NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") + ")";
             both1(p.recompute, p.uncaptured.recompute,
-                  from_fresh + " WHERE (" + scope_match(view_scope_n, aff, false) + " OR (" + scope_match(view_scope_n, aff, true) +
-                      ")) AND NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") + ")");
+                  from_fresh + " WHERE " + scope_match(view_scope_n, aff, false) + absent + " UNION ALL SELECT " +
+                      join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n WHERE " + scope_match(view_scope_n, aff, true) + absent);
         } else {
             both1(p.recompute, p.uncaptured.recompute,
                   from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
