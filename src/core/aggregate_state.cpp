@@ -120,6 +120,9 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     std::vector<std::string> group_by;
     for (size_t i = 0; i < ng; i++) group_by.push_back(std::to_string(i + 1));
     const std::string by_groups = " GROUP BY " + join(group_by, ", ");
+    // The view's WHERE: the state holds the rows it admits, from the input and from the delta.
+    const std::string and_filter = s.filter.empty() ? "" : " AND (" + s.filter + ")";
+    const std::string where_filter = s.filter.empty() ? "" : " WHERE (" + s.filter + ")";
 
     // The state table: group columns, the row count, per aggregate its kept values.
     std::vector<std::string> defs, idx;
@@ -216,9 +219,9 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
 
     p.state_fill.push_back("DELETE FROM " + st);
     p.state_fill.push_back("INSERT INTO " + st + " (" + join(cols, ", ") + ") SELECT " + join(fill, ", ") + " FROM " +
-                           in.qualified + by_groups);
+                           in.qualified + where_filter + by_groups);
     p.state_apply.push_back("INSERT INTO " + st + " AS t (" + join(cols, ", ") + ") SELECT " + join(fold, ", ") + " FROM " +
-                            delta + by_groups + conflict);
+                            delta + where_filter + by_groups + conflict);
 
     // count(DISTINCT x): the multiplicity of each (group, x); a value counts while it is positive.
     for (size_t k = 0; k < s.aggregates.size(); k++) {
@@ -242,7 +245,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         by_value.push_back(std::to_string(ng + 1));
         p.state_fill.push_back("DELETE FROM " + ds);
         p.state_fill.push_back("INSERT INTO " + ds + " (" + join(dcols, ", ") + ", sgivm_n) SELECT " + join(gexprs, ", ") + ", " +
-                               x + ", count(*) FROM " + in.qualified + " WHERE " + x + " IS NOT NULL GROUP BY " +
+                               x + ", count(*) FROM " + in.qualified + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " +
                                join(by_value, ", "));
         // Fold: new multiplicities (returning each value's new and last change), then the
         // group's count moves by the values that appeared (0 -> positive) or went (-> 0).
@@ -260,7 +263,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                          "WHEN sgivm_n <= 0 AND sgivm_n - sgivm_dm > 0 THEN -1 ELSE 0 END)");
         p.state_apply.push_back(
             "WITH sgivm_values AS (INSERT INTO " + ds + " AS t (" + join(dcols, ", ") + ", sgivm_n, sgivm_dm) SELECT " +
-            join(dsel, ", ") + " FROM " + delta + " WHERE " + x + " IS NOT NULL GROUP BY " + join(by_value, ", ") +
+            join(dsel, ", ") + " FROM " + delta + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " + join(by_value, ", ") +
             " HAVING sum(" + kSign + ") <> 0 ON CONFLICT (" + join(dcols, ", ") +
             ") DO UPDATE SET sgivm_n = t.sgivm_n + excluded.sgivm_n, sgivm_dm = excluded.sgivm_dm RETURNING " + join(ret, ", ") +
             ") INSERT INTO " + st + " AS t (" + join(gcols, ", ") + ", sgivm_n, " + ak + ") SELECT " + join(gained, ", ") +
@@ -286,8 +289,8 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
             std::vector<std::string> any_null;
             for (size_t i = 0; i < ng; i++) any_null.push_back("t." + g(i) + " IS NULL");
             set_again.push_back(a(k) + " = CASE WHEN " + join(any_null, " OR ") + " THEN (SELECT " + fn + "(" + x + ") FROM " +
-                                in.qualified + " WHERE " + join(same, " AND ") + ") ELSE (SELECT " + fn + "(" + x + ") FROM " +
-                                in.qualified + " WHERE " + join(eq, " AND ") + ") END");
+                                in.qualified + " WHERE " + join(same, " AND ") + and_filter + ") ELSE (SELECT " + fn + "(" + x +
+                                ") FROM " + in.qualified + " WHERE " + join(eq, " AND ") + and_filter + ") END");
             std::vector<std::string> on = gexprs;
             on.push_back(x);
             // (made with the state, by add_view or the worker; drop_view drops it by its name)

@@ -57,6 +57,7 @@ struct ViewShape {
     // the group expression N (from 1), as the deparser prints parameters.
     std::vector<std::string> outputs;
     std::string having;    // the same over HAVING; empty if none
+    std::string filter;    // WHERE over the input (SQL, like Aggregate::arg); empty if none
     std::string fallback;  // why the view is recomputed by scope (empty: differential)
     std::string state_schema;  // quoted schema of the view: where its kept state lives
 };

@@ -67,6 +67,7 @@ struct Analysis {
     List *group_types;      // char *
     List *outputs;          // char *: per output column, over $N parameters
     char *having;
+    char *filter;  // WHERE, over the input
     const char *fallback;
     char *state_schema;
 };
@@ -398,6 +399,8 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         Node *m = diff_mutator(reinterpret_cast<Node *>(copyObjectImpl(tle->expr)), &c);
         a->outputs = lappend(a->outputs, deparse_expression(m, ctx, false, false));
     }
+    // (the kept state holds the rows WHERE admits: every statement over the input filters)
+    if (q->jointree->quals) a->filter = deparse_expression(q->jointree->quals, ctx, false, false);
     if (q->havingQual) a->having = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(q->havingQual)), &c), ctx, false, false);
     foreach (lc, c.aggs) {
         DiffAgg *d = static_cast<DiffAgg *>(palloc0(sizeof(DiffAgg)));
@@ -410,6 +413,7 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         a->aggs = NIL;
         a->outputs = NIL;
         a->having = nullptr;
+        a->filter = nullptr;
         return;
     }
     a->state_schema = OidIsValid(view_relid) ? pstrdup(quote_identifier(get_namespace_name(get_rel_namespace(view_relid))))
@@ -747,6 +751,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         foreach (lc, a.group_types) s.group_types.emplace_back(static_cast<char *>(lfirst(lc)));
         foreach (lc, a.outputs) s.outputs.emplace_back(static_cast<char *>(lfirst(lc)));
         if (a.having) s.having = a.having;
+        if (a.filter) s.filter = a.filter;
         if (a.fallback) s.fallback = a.fallback;
         if (a.state_schema) s.state_schema = a.state_schema;
         foreach (lc, a.input_columns) {
