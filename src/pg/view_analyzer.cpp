@@ -8,6 +8,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/heap.h"
@@ -321,6 +322,20 @@ bool deterministic_collation(Oid coll) {
     return !OidIsValid(coll) || coll == DEFAULT_COLLATION_OID || coll == C_COLLATION_OID || coll == POSIX_COLLATION_OID;
 }
 
+// Whether equal values of the type have one binary image (btree's equalimage, what index
+// deduplication relies on), or are numerics of a declared scale. Kept state holds the image of
+// the first value of a group key or extreme it met, and keeps it while an equal one comes or
+// goes; the query prints the image of a row it reads: 5.0 and 5.00, 0 and -0 (float8), 1 day
+// and 24 hours are equal but print apart, and a view must print what its query prints.
+bool one_image_per_value(Oid type, int32 typmod, Oid coll) {
+    if (type == NUMERICOID) return typmod >= static_cast<int32>(VARHDRSZ);
+    Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+    if (!OidIsValid(opclass)) return false;
+    Oid intype = get_opclass_input_type(opclass);
+    Oid proc = get_opfamily_proc(get_opclass_family(opclass), intype, intype, BTEQUALIMAGE_PROC);
+    return OidIsValid(proc) && DatumGetBool(OidFunctionCall1Coll(proc, coll, ObjectIdGetDatum(intype)));
+}
+
 // The delta rule of one aggregate, or why it has none.
 const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
     using Fn = sgivm::ViewShape::Aggregate::Fn;
@@ -364,6 +379,8 @@ const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
     }
     if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0) {
         if (!ordered) return psprintf("%s() over %s, which has no default btree ordering or a nondeterministic collation", name, format_type_be(t));
+        if (!one_image_per_value(t, tm, exprCollation(arg)))
+            return psprintf("%s() over %s (equal values of it may print differently)", name, format_type_with_typemod(t, tm));
         out->fn = static_cast<int>(name[1] == 'i' ? Fn::Min : Fn::Max);
         return nullptr;
     }
@@ -388,6 +405,11 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         if (!OidIsValid(GetDefaultOpClass(exprType(e), BTREE_AM_OID)) || !deterministic_collation(exprCollation(e))) {
             a->fallback = psprintf("GROUP BY over %s, which has no default btree ordering or a nondeterministic collation",
                                    format_type_be(exprType(e)));
+            return;
+        }
+        if (!one_image_per_value(exprType(e), exprTypmod(e), exprCollation(e))) {
+            a->fallback = psprintf("GROUP BY over %s, whose equal values may print differently",
+                                   format_type_with_typemod(exprType(e), exprTypmod(e)));
             return;
         }
         c.group_exprs = lappend(c.group_exprs, e);
