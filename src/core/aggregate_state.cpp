@@ -4,7 +4,8 @@
 // value is computed from by arithmetic --
 //   count(*), count(x):   counts, added to;
 //   sum(x), avg(x):       the sum of the non-NULL values and their count (sum is NULL, avg too,
-//                         at count 0);
+//                         at count 0); of a numeric, NaNs are counted apart (_nan) and not
+//                         added: a NaN in the sum would stay after its row went;
 //   min(x), max(x):       the extreme; an inserted value can only replace it, a retracted one
 //                         that is the extreme marks the group for a re-read of that group
 //                         only, through an index on (group, x);
@@ -84,6 +85,11 @@ std::string substitute(const std::string &expr, const std::vector<std::string> &
     return out;
 }
 
+// sum and avg of a numeric are NaN while a NaN is held
+std::string nan_case(const ViewShape::Aggregate &ag, const std::string &v) {
+    return ag.nan ? " WHEN " + v + "_nan > 0 THEN 'NaN'::numeric" : "";
+}
+
 // The value aggregate k shows, from state row `t`.
 std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string &t) {
     const std::string v = t + "." + a(k);
@@ -93,10 +99,12 @@ std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string
         case Fn::CountDistinct:
         case Fn::Min:
         case Fn::Max: return v;
-        case Fn::Sum: return "CASE WHEN " + v + "_n = 0 THEN NULL ELSE " + v + " END";
+        case Fn::Sum:
+            return "CASE WHEN " + v + "_n = 0 THEN NULL" + nan_case(ag, v) + " ELSE " + v + " END";
         // avg's own final function: numeric division of the sum by the count
         case Fn::Avg:
-            return "CASE WHEN " + v + "_n = 0 THEN NULL ELSE " + v + "::numeric / " + v + "_n::numeric END";
+            return "CASE WHEN " + v + "_n = 0 THEN NULL" + nan_case(ag, v) + " ELSE " + v + "::numeric / " + v +
+                   "_n::numeric END";
     }
     return v;
 }
@@ -139,6 +147,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
             case Fn::Avg:
                 defs.push_back(a(k) + " " + ag.state_type + " NOT NULL DEFAULT 0");
                 defs.push_back(a(k) + "_n bigint NOT NULL DEFAULT 0");
+                if (ag.nan) defs.push_back(a(k) + "_nan bigint NOT NULL DEFAULT 0");
                 break;
             case Fn::Min:
             case Fn::Max:
@@ -183,16 +192,24 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                 break;
             case Fn::Sum:
             case Fn::Avg: {
-                const std::string sum = "sum(" + x + ")::" + ag.state_type;
+                // (the count _n counts NaNs: a group of NaNs only sums to NaN, not NULL)
+                const std::string added = ag.nan ? "nullif(" + x + ", 'NaN')" : x;
+                const std::string sum = "sum(" + added + ")::" + ag.state_type;
                 cols.push_back(ak);
                 cols.push_back(ak + "_n");
                 fill.push_back("coalesce(" + sum + ", 0)");
                 fill.push_back("count(" + x + ")");
-                fold.push_back("coalesce(sum(" + x + ")" + pos + ", 0)::" + ag.state_type + " - coalesce(sum(" + x + ")" +
-                               neg + ", 0)::" + ag.state_type);
+                fold.push_back("coalesce(sum(" + added + ")" + pos + ", 0)::" + ag.state_type + " - coalesce(sum(" + added +
+                               ")" + neg + ", 0)::" + ag.state_type);
                 fold.push_back("count(" + x + ")" + pos + " - count(" + x + ")" + neg);
                 set.push_back(ak + " = t." + ak + " + excluded." + ak);
                 set.push_back(ak + "_n = t." + ak + "_n + excluded." + ak + "_n");
+                if (ag.nan) {
+                    cols.push_back(ak + "_nan");
+                    fill.push_back("count(*) FILTER (WHERE " + x + " = 'NaN')");
+                    fold.push_back("coalesce(sum(" + std::string(kSign) + ") FILTER (WHERE " + x + " = 'NaN'), 0)");
+                    set.push_back(ak + "_nan = t." + ak + "_nan + excluded." + ak + "_nan");
+                }
                 break;
             }
             case Fn::Min:

@@ -50,6 +50,7 @@ struct ViewShape {
         Fn fn = Fn::CountStar;
         std::string arg;         // the argument over the input (SQL); empty for count(*)
         std::string state_type;  // the kept value's type: sum's result, min's argument...
+        bool nan = false;        // sum/avg of a numeric: NaN values are counted, not added
     };
     std::vector<Aggregate> aggregates;
     std::vector<std::string> group_types;  // per group expression, its SQL type

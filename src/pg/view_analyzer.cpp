@@ -78,6 +78,7 @@ struct DiffAgg {
     int fn;  // sgivm::ViewShape::Aggregate::Fn
     char *arg;
     char *state_type;
+    bool nan;  // a numeric argument: NaN is counted apart
 };
 
 [[noreturn]] void refuse(const char *construct, const char *hint) {
@@ -375,6 +376,7 @@ const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
                             name, format_type_with_typemod(t, tm));
         out->fn = static_cast<int>(is_sum ? Fn::Sum : Fn::Avg);
         out->state_type = is_sum ? format_type_be(ag->aggtype) : pstrdup(t == INT8OID || t == NUMERICOID ? "numeric" : "bigint");
+        out->nan = t == NUMERICOID;
         return nullptr;
     }
     if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0) {
@@ -768,7 +770,8 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
         foreach (lc, a.aggs) {
             const DiffAgg *d = static_cast<DiffAgg *>(lfirst(lc));
-            s.aggregates.push_back(sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type});
+            s.aggregates.push_back(
+                sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type, d->nan});
         }
         foreach (lc, a.group_types) s.group_types.emplace_back(static_cast<char *>(lfirst(lc)));
         foreach (lc, a.outputs) s.outputs.emplace_back(static_cast<char *>(lfirst(lc)));
