@@ -173,7 +173,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     fill.push_back("count(*)");
     fold.push_back("sum(" + std::string(kSign) + ")");
     set.push_back("sgivm_n = t.sgivm_n + excluded.sgivm_n");
-    std::vector<std::string> reread;
+    std::vector<std::string> reread, retracted;
     for (size_t k = 0; k < s.aggregates.size(); k++) {
         const ViewShape::Aggregate &ag = s.aggregates[k];
         const std::string x = "(" + ag.arg + ")", ak = a(k);
@@ -227,11 +227,19 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                 // the retracted extreme was the group's: read the group again
                 reread.push_back("(excluded." + ak + "_x IS NOT NULL AND (t." + ak + " IS NULL OR excluded." + ak + "_x" + past +
                                  "t." + ak + "))");
+                retracted.push_back(fn + "(" + x + ")" + neg + " IS NOT NULL");
                 break;
             }
         }
     }
-    if (any_extreme) set.push_back("sgivm_reread = t.sgivm_reread OR " + join(reread, " OR "));
+    if (any_extreme) {
+        set.push_back("sgivm_reread = t.sgivm_reread OR " + join(reread, " OR "));
+        // A group new to the state may still lose rows in the batch (a TRUNCATE between its
+        // inserts): its extremes then count retracted values, and are read again.
+        cols.push_back("sgivm_reread");
+        fill.push_back("false");
+        fold.push_back(join(retracted, " OR "));
+    }
     const std::string conflict = " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + join(set, ", ");
 
     p.state_fill.push_back("DELETE FROM " + st);
