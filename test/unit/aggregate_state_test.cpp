@@ -1,0 +1,192 @@
+// Unit tests of the aggregate operator over kept state (src/core/aggregate_state.cpp): the state
+// table's columns per aggregate, the fold of a signed delta by upsert, the re-read of a retracted
+// extreme, count(DISTINCT) by multiplicities, the outputs computed from the state with their
+// parameters replaced, and the fallback to scoped recomputation.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "core/view_plan.hpp"
+
+using namespace sgivm;
+using Fn = ViewShape::Aggregate::Fn;
+
+namespace {
+
+bool contains(const std::string &haystack, const std::string &needle) { return haystack.find(needle) != std::string::npos; }
+
+#define EXPECT_CONTAINS(haystack, needle) \
+    EXPECT_TRUE(contains((haystack), (needle))) << "expected to find\n  " << (needle) << "\nin\n  " << (haystack)
+#define EXPECT_NOT_CONTAINS(haystack, needle) \
+    EXPECT_FALSE(contains((haystack), (needle))) << "expected not to find\n  " << (needle) << "\nin\n  " << (haystack)
+
+std::string all(const std::vector<std::string> &v) {
+    std::string s;
+    for (const std::string &x : v) s += x + ";\n";
+    return s;
+}
+
+// dws_region_daily_stats over the detail view (relid 300): every aggregate kind.
+ViewShape stats_shape() {
+    ViewShape s;
+    s.kind = ViewShape::Kind::Aggregate;
+    s.view_table = "dw.dws_stats";
+    s.view_relid = 400;
+    s.deparsed = "SELECT region_id, (consumption_date)::date AS stat_date, sum(consumption_amount) AS total, "
+                 "count(DISTINCT user_id) AS users, round(avg(consumption_amount), 2) AS avg_amount, "
+                 "max(consumption_amount) AS max_amount, count(*) AS n, now() AS update_time\n   FROM dw.dwd_detail "
+                 "dwd_detail\n  GROUP BY region_id, ((consumption_date)::date)";
+    s.inputs = {ViewInput{300, "dw.dwd_detail"}};
+    s.columns = {"region_id", "stat_date", "total", "users", "avg_amount", "max_amount", "n", "update_time"};
+    s.types = {"integer", "date", "numeric", "bigint", "numeric", "numeric(10,2)", "bigint", "timestamp with time zone"};
+    s.audit = {false, false, false, false, false, false, false, true};
+    s.key = {"region_id", "stat_date"};
+    s.group_exprs = {"region_id", "(consumption_date)::date"};
+    s.group_columns = {"region_id", "stat_date"};
+    s.scope = {0, 1};
+    s.group_types = {"integer", "date"};
+    s.aggregates = {{Fn::Sum, "consumption_amount", "numeric"},
+                    {Fn::CountDistinct, "user_id", "bigint"},
+                    {Fn::Avg, "consumption_amount", "numeric"},
+                    {Fn::Max, "consumption_amount", "numeric(10,2)"},
+                    {Fn::CountStar, "", ""}};
+    s.outputs = {"$10001", "$10002", "$1", "$2", "round($3, 2)", "$4", "$5", "now()"};
+    s.state_schema = "dw";
+    return s;
+}
+
+TEST(AggregateState, PlannedDifferentialWithItsStateTables) {
+    ViewPlan p = plan_view(stats_shape());
+    EXPECT_EQ(p.strategy, "differential");
+    EXPECT_EQ(p.strategy_reason, "");
+    ASSERT_EQ(p.state_tables.size(), 2u);
+    EXPECT_EQ(p.state_tables[0], "dw.\"sgivm_state_400\"");
+    EXPECT_EQ(p.state_tables[1], "dw.\"sgivm_state_400_2\"");  // count(DISTINCT user_id), aggregate 2
+    const std::string setup = all(p.state_setup);
+    EXPECT_CONTAINS(setup, "CREATE TABLE IF NOT EXISTS dw.\"sgivm_state_400\" (sgivm_g1 integer, sgivm_g2 date, sgivm_n bigint "
+                           "NOT NULL DEFAULT 0, sgivm_a1 numeric NOT NULL DEFAULT 0, sgivm_a1_n bigint NOT NULL DEFAULT 0, "
+                           "sgivm_a2 bigint NOT NULL DEFAULT 0, sgivm_a3 numeric NOT NULL DEFAULT 0, sgivm_a3_n bigint NOT "
+                           "NULL DEFAULT 0, sgivm_a4 numeric(10,2), sgivm_a4_x numeric(10,2), sgivm_reread boolean NOT NULL "
+                           "DEFAULT false)");
+    // NULL groups are groups: the key treats NULLs as equal
+    EXPECT_CONTAINS(setup, "ON dw.\"sgivm_state_400\" (sgivm_g1, sgivm_g2) NULLS NOT DISTINCT");
+    EXPECT_CONTAINS(setup, "ON dw.\"sgivm_state_400_2\" (sgivm_g1, sgivm_g2, sgivm_v) NULLS NOT DISTINCT");
+    // max() re-reads a group through an index on (group, argument) of the input
+    EXPECT_CONTAINS(setup, "CREATE INDEX IF NOT EXISTS sgivm_x_400_0 ON dw.dwd_detail ((region_id), ((consumption_date)::date), "
+                           "(consumption_amount))");
+}
+
+TEST(AggregateState, FoldIsOneUpsertOfTheSignedDeltaGroupedArithmeticOnConflict) {
+    ViewPlan p = plan_view(stats_shape());
+    ASSERT_FALSE(p.state_apply.empty());
+    const std::string &fold = p.state_apply[0];
+    EXPECT_CONTAINS(fold, "INSERT INTO dw.\"sgivm_state_400\" AS t (sgivm_g1, sgivm_g2, sgivm_n, sgivm_a1, sgivm_a1_n, sgivm_a2, ");
+    EXPECT_CONTAINS(fold, "SELECT (region_id), ((consumption_date)::date), sum(sgivm_m), ");
+    EXPECT_CONTAINS(fold, "coalesce(sum((consumption_amount)) FILTER (WHERE sgivm_m > 0), 0)::numeric - "
+                          "coalesce(sum((consumption_amount)) FILTER (WHERE sgivm_m < 0), 0)::numeric");
+    EXPECT_CONTAINS(fold, " FROM pg_temp.sgivm_delta_300 GROUP BY 1, 2 ON CONFLICT (sgivm_g1, sgivm_g2) DO UPDATE SET ");
+    EXPECT_CONTAINS(fold, "sgivm_n = t.sgivm_n + excluded.sgivm_n");
+    EXPECT_CONTAINS(fold, "sgivm_a1 = t.sgivm_a1 + excluded.sgivm_a1, sgivm_a1_n = t.sgivm_a1_n + excluded.sgivm_a1_n");
+    // an inserted value can only raise the max; a retracted one that was the max marks a re-read
+    EXPECT_CONTAINS(fold, "sgivm_a4 = GREATEST(t.sgivm_a4, excluded.sgivm_a4)");
+    EXPECT_CONTAINS(fold, "sgivm_reread = t.sgivm_reread OR (excluded.sgivm_a4_x IS NOT NULL AND (t.sgivm_a4 IS NULL OR "
+                          "excluded.sgivm_a4_x >= t.sgivm_a4))");
+    // the fold never reads the input: only the delta
+    EXPECT_NOT_CONTAINS(fold, "dw.dwd_detail");
+}
+
+TEST(AggregateState, CountDistinctByMultiplicityThenTheGroupsCountMoves) {
+    ViewPlan p = plan_view(stats_shape());
+    const std::string apply = all(p.state_apply);
+    EXPECT_CONTAINS(apply, "INSERT INTO dw.\"sgivm_state_400_2\" AS t (sgivm_g1, sgivm_g2, sgivm_v, sgivm_n, sgivm_dm) SELECT "
+                           "(region_id), ((consumption_date)::date), (user_id), sum(sgivm_m), sum(sgivm_m) FROM "
+                           "pg_temp.sgivm_delta_300 WHERE (user_id) IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(sgivm_m) <> 0");
+    EXPECT_CONTAINS(apply, "WHEN sgivm_n > 0 AND sgivm_n - sgivm_dm <= 0 THEN 1 WHEN sgivm_n <= 0 AND sgivm_n - sgivm_dm > 0 "
+                           "THEN -1");
+    EXPECT_CONTAINS(apply, "DO UPDATE SET sgivm_a2 = t.sgivm_a2 + excluded.sgivm_a2");
+    // values at multiplicity 0 go, only in the touched groups
+    EXPECT_CONTAINS(apply, "DELETE FROM dw.\"sgivm_state_400_2\" t WHERE t.sgivm_n = 0 AND (t.sgivm_g1, t.sgivm_g2) IN (SELECT "
+                           "sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_400)");
+}
+
+TEST(AggregateState, ExtremesReReadOnlyFlaggedTouchedGroupsThenEmptyGroupsGo) {
+    ViewPlan p = plan_view(stats_shape());
+    const std::string apply = all(p.state_apply);
+    EXPECT_CONTAINS(apply, "UPDATE dw.\"sgivm_state_400\" t SET sgivm_a4 = CASE WHEN t.sgivm_g1 IS NULL OR t.sgivm_g2 IS NULL "
+                           "THEN (SELECT max((consumption_amount)) FROM dw.dwd_detail WHERE (region_id) IS NOT DISTINCT FROM "
+                           "t.sgivm_g1 AND ((consumption_date)::date) IS NOT DISTINCT FROM t.sgivm_g2) ELSE (SELECT "
+                           "max((consumption_amount)) FROM dw.dwd_detail WHERE (region_id) = t.sgivm_g1 AND "
+                           "((consumption_date)::date) = t.sgivm_g2) END, sgivm_reread = false WHERE t.sgivm_reread AND ");
+    EXPECT_CONTAINS(apply, "DELETE FROM dw.\"sgivm_state_400\" t WHERE t.sgivm_n = 0 AND ");
+    // the groups go after the re-read and the distinct counts: the last statements
+    EXPECT_CONTAINS(p.state_apply.back(), "DELETE FROM dw.\"sgivm_state_400\" t WHERE t.sgivm_n = 0 AND (SELECT EXISTS");
+}
+
+TEST(AggregateState, ComputeReadsTheTouchedGroupsStateWithParametersReplaced) {
+    ViewShape s = stats_shape();
+    s.having = "$5 > 1";
+    ViewPlan p = plan_view(s);
+    EXPECT_CONTAINS(p.compute, "INSERT INTO pg_temp.sgivm_new_400 (\"region_id\", \"stat_date\", \"total\", \"users\", "
+                               "\"avg_amount\", \"max_amount\", \"n\", \"update_time\") SELECT t.sgivm_g1, t.sgivm_g2, (CASE "
+                               "WHEN t.sgivm_a1_n = 0 THEN NULL ELSE t.sgivm_a1 END), (t.sgivm_a2), round((CASE WHEN "
+                               "t.sgivm_a3_n = 0 THEN NULL ELSE t.sgivm_a3::numeric / t.sgivm_a3_n::numeric END), 2), "
+                               "(t.sgivm_a4), (t.sgivm_n), now() FROM (SELECT * FROM dw.\"sgivm_state_400\" t WHERE ");
+    EXPECT_CONTAINS(p.compute, ") t WHERE (t.sgivm_n) > 1");
+    EXPECT_NOT_CONTAINS(p.compute, "dw.dwd_detail");
+    // the keyed diff after it is the one of scoped recomputation
+    EXPECT_FALSE(p.update.empty());
+}
+
+TEST(AggregateState, ParametersInsideQuotesOrIdentifiersStay) {
+    ViewShape s = stats_shape();
+    s.outputs[7] = "'$1 and \"$2\"' || \"a$1\" || x$1 || $1";
+    ViewPlan p = plan_view(s);
+    EXPECT_CONTAINS(p.compute, "'$1 and \"$2\"' || \"a$1\" || x$1 || (CASE WHEN t.sgivm_a1_n = 0");
+    s.outputs[7] = "$9";  // no such aggregate
+    EXPECT_THROW(plan_view(s), std::runtime_error);
+}
+
+TEST(AggregateState, FallbackKeepsScopedRecomputationAndSaysWhy) {
+    ViewShape s = stats_shape();
+    s.aggregates.clear();
+    s.outputs.clear();
+    s.fallback = "a ranking window";
+    ViewPlan p = plan_view(s);
+    EXPECT_EQ(p.strategy, "recompute");
+    EXPECT_EQ(p.strategy_reason, "a ranking window");
+    EXPECT_TRUE(p.state_tables.empty());
+    EXPECT_TRUE(p.state_apply.empty());
+    EXPECT_CONTAINS(p.compute, "WITH sgivm_in_300 AS (SELECT * FROM dw.dwd_detail WHERE ");
+}
+
+TEST(AggregateState, StateRoundTripsThroughJson) {
+    ViewShape s = stats_shape();
+    ViewPlan p = plan_view(s);
+    StoredViewPlan back = plan_from_json(plan_to_json(s, p));
+    EXPECT_EQ(back.plan.strategy, "differential");
+    EXPECT_EQ(back.plan.state_tables, p.state_tables);
+    EXPECT_EQ(back.plan.state_setup, p.state_setup);
+    EXPECT_EQ(back.plan.state_fill, p.state_fill);
+    EXPECT_EQ(back.plan.state_apply, p.state_apply);
+    EXPECT_EQ(back.plan.compute, p.compute);
+}
+
+TEST(AggregateState, ProjectionIsDifferentialByKey) {
+    ViewShape s;
+    s.kind = ViewShape::Kind::Projection;
+    s.view_table = "dw.d";
+    s.view_relid = 10;
+    s.deparsed = "SELECT c.id, c.x FROM dw.c c";
+    s.inputs = {ViewInput{5, "dw.c"}};
+    s.columns = {"id", "x"};
+    s.types = {"bigint", "integer"};
+    s.audit = {false, false};
+    s.key = {"id"};
+    s.fact_key = {"id"};
+    ViewPlan p = plan_view(s);
+    EXPECT_EQ(p.strategy, "differential");
+    EXPECT_TRUE(p.state_tables.empty());
+}
+
+}  // namespace
