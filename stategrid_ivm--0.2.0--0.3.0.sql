@@ -593,8 +593,14 @@ BEGIN
     -- the guard against direct writes lets this transaction write the table
     PERFORM stategrid_ivm._allow_direct_write(v.relid);
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v.relid::regclass));
-    -- (and its kept state, from the same inputs)
-    FOR r IN SELECT jsonb_array_elements_text(coalesce(v.plan->'state_setup', '[]') || coalesce(v.plan->'state_fill', '[]')) AS stmt LOOP
+    -- (and its kept state, from the same inputs; made only where a table of it is missing:
+    -- CREATE ... IF NOT EXISTS would tell the caller of each one that exists, in a NOTICE)
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(v.plan->'state_tables', '[]')) t WHERE to_regclass(t) IS NULL) THEN
+        FOR r IN SELECT jsonb_array_elements_text(v.plan->'state_setup') AS stmt LOOP
+            PERFORM stategrid_ivm._run_as(p.owner, r.stmt);
+        END LOOP;
+    END IF;
+    FOR r IN SELECT jsonb_array_elements_text(coalesce(v.plan->'state_fill', '[]')) AS stmt LOOP
         PERFORM stategrid_ivm._run_as(p.owner, r.stmt);
     END LOOP;
     RETURN (stategrid_ivm._run_as(p.owner, v.plan->>'populate'))[1]::bigint;

@@ -4,7 +4,8 @@
 // value is computed from by arithmetic --
 //   count(*), count(x):   counts, added to;
 //   sum(x), avg(x):       the sum of the non-NULL values and their count (sum is NULL, avg too,
-//                         at count 0);
+//                         at count 0); of a numeric, NaNs are counted apart (_nan) and not
+//                         added: a NaN in the sum would stay after its row went;
 //   min(x), max(x):       the extreme; an inserted value can only replace it, a retracted one
 //                         that is the extreme marks the group for a re-read of that group
 //                         only, through an index on (group, x);
@@ -84,6 +85,11 @@ std::string substitute(const std::string &expr, const std::vector<std::string> &
     return out;
 }
 
+// sum and avg of a numeric are NaN while a NaN is held
+std::string nan_case(const ViewShape::Aggregate &ag, const std::string &v) {
+    return ag.nan ? " WHEN " + v + "_nan > 0 THEN 'NaN'::numeric" : "";
+}
+
 // The value aggregate k shows, from the state row's columns prefixed by `t` ("t." or "").
 std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string &t) {
     const std::string v = t + a(k);
@@ -93,10 +99,12 @@ std::string value_of(const ViewShape::Aggregate &ag, size_t k, const std::string
         case Fn::CountDistinct:
         case Fn::Min:
         case Fn::Max: return v;
-        case Fn::Sum: return "CASE WHEN " + v + "_n = 0 THEN NULL ELSE " + v + " END";
+        case Fn::Sum:
+            return "CASE WHEN " + v + "_n = 0 THEN NULL" + nan_case(ag, v) + " ELSE " + v + " END";
         // avg's own final function: numeric division of the sum by the count
         case Fn::Avg:
-            return "CASE WHEN " + v + "_n = 0 THEN NULL ELSE " + v + "::numeric / " + v + "_n::numeric END";
+            return "CASE WHEN " + v + "_n = 0 THEN NULL" + nan_case(ag, v) + " ELSE " + v + "::numeric / " + v +
+                   "_n::numeric END";
     }
     return v;
 }
@@ -136,6 +144,9 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     std::vector<std::string> group_by;
     for (size_t i = 0; i < ng; i++) group_by.push_back(std::to_string(i + 1));
     const std::string by_groups = " GROUP BY " + join(group_by, ", ");
+    // The view's WHERE: the state holds the rows it admits, from the input and from the delta.
+    const std::string and_filter = s.filter.empty() ? "" : " AND (" + s.filter + ")";
+    const std::string where_filter = s.filter.empty() ? "" : " WHERE (" + s.filter + ")";
 
     // The state table: group columns, the row count, per aggregate its kept values.
     std::vector<std::string> defs, idx;
@@ -152,6 +163,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
             case Fn::Avg:
                 defs.push_back(a(k) + " " + ag.state_type + " NOT NULL DEFAULT 0");
                 defs.push_back(a(k) + "_n bigint NOT NULL DEFAULT 0");
+                if (ag.nan) defs.push_back(a(k) + "_nan bigint NOT NULL DEFAULT 0");
                 break;
             case Fn::Min:
             case Fn::Max:
@@ -177,7 +189,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     fill.push_back("count(*)");
     fold.push_back("sum(" + std::string(kSign) + ")");
     set.push_back("sgivm_n = t.sgivm_n + excluded.sgivm_n");
-    std::vector<std::string> reread;
+    std::vector<std::string> reread, retracted;
     for (size_t k = 0; k < s.aggregates.size(); k++) {
         const ViewShape::Aggregate &ag = s.aggregates[k];
         const std::string x = "(" + ag.arg + ")", ak = a(k);
@@ -196,16 +208,24 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                 break;
             case Fn::Sum:
             case Fn::Avg: {
-                const std::string sum = "sum(" + x + ")::" + ag.state_type;
+                // (the count _n counts NaNs: a group of NaNs only sums to NaN, not NULL)
+                const std::string added = ag.nan ? "nullif(" + x + ", 'NaN')" : x;
+                const std::string sum = "sum(" + added + ")::" + ag.state_type;
                 cols.push_back(ak);
                 cols.push_back(ak + "_n");
                 fill.push_back("coalesce(" + sum + ", 0)");
                 fill.push_back("count(" + x + ")");
-                fold.push_back("coalesce(sum(" + x + ")" + pos + ", 0)::" + ag.state_type + " - coalesce(sum(" + x + ")" +
-                               neg + ", 0)::" + ag.state_type);
+                fold.push_back("coalesce(sum(" + added + ")" + pos + ", 0)::" + ag.state_type + " - coalesce(sum(" + added +
+                               ")" + neg + ", 0)::" + ag.state_type);
                 fold.push_back("count(" + x + ")" + pos + " - count(" + x + ")" + neg);
                 set.push_back(ak + " = t." + ak + " + excluded." + ak);
                 set.push_back(ak + "_n = t." + ak + "_n + excluded." + ak + "_n");
+                if (ag.nan) {
+                    cols.push_back(ak + "_nan");
+                    fill.push_back("count(*) FILTER (WHERE " + x + " = 'NaN')");
+                    fold.push_back("coalesce(sum(" + std::string(kSign) + ") FILTER (WHERE " + x + " = 'NaN'), 0)");
+                    set.push_back(ak + "_nan = t." + ak + "_nan + excluded." + ak + "_nan");
+                }
                 break;
             }
             case Fn::Min:
@@ -223,18 +243,26 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                 // the retracted extreme was the group's: read the group again
                 reread.push_back("(excluded." + ak + "_x IS NOT NULL AND (t." + ak + " IS NULL OR excluded." + ak + "_x" + past +
                                  "t." + ak + "))");
+                retracted.push_back(fn + "(" + x + ")" + neg + " IS NOT NULL");
                 break;
             }
         }
     }
-    if (any_extreme) set.push_back("sgivm_reread = t.sgivm_reread OR " + join(reread, " OR "));
+    if (any_extreme) {
+        set.push_back("sgivm_reread = t.sgivm_reread OR " + join(reread, " OR "));
+        // A group new to the state may still lose rows in the batch (a TRUNCATE between its
+        // inserts): its extremes then count retracted values, and are read again.
+        cols.push_back("sgivm_reread");
+        fill.push_back("false");
+        fold.push_back(join(retracted, " OR "));
+    }
     const std::string conflict = " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + join(set, ", ");
 
     p.state_fill.push_back("DELETE FROM " + st);
     p.state_fill.push_back("INSERT INTO " + st + " (" + join(cols, ", ") + ") SELECT " + join(fill, ", ") + " FROM " +
-                           in.qualified + by_groups);
+                           in.qualified + where_filter + by_groups);
     p.state_apply.push_back("INSERT INTO " + st + " AS t (" + join(cols, ", ") + ") SELECT " + join(fold, ", ") + " FROM " +
-                            delta + by_groups + conflict);
+                            delta + where_filter + by_groups + conflict);
 
     // count(DISTINCT x): the multiplicity of each (group, x); a value counts while it is positive.
     for (size_t k = 0; k < s.aggregates.size(); k++) {
@@ -258,7 +286,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         by_value.push_back(std::to_string(ng + 1));
         p.state_fill.push_back("DELETE FROM " + ds);
         p.state_fill.push_back("INSERT INTO " + ds + " (" + join(dcols, ", ") + ", sgivm_n) SELECT " + join(gexprs, ", ") + ", " +
-                               x + ", count(*) FROM " + in.qualified + " WHERE " + x + " IS NOT NULL GROUP BY " +
+                               x + ", count(*) FROM " + in.qualified + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " +
                                join(by_value, ", "));
         // Fold: new multiplicities (returning each value's new and last change), then the
         // group's count moves by the values that appeared (0 -> positive) or went (-> 0).
@@ -276,7 +304,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                          "WHEN sgivm_n <= 0 AND sgivm_n - sgivm_dm > 0 THEN -1 ELSE 0 END)");
         p.state_apply.push_back(
             "WITH sgivm_values AS (INSERT INTO " + ds + " AS t (" + join(dcols, ", ") + ", sgivm_n, sgivm_dm) SELECT " +
-            join(dsel, ", ") + " FROM " + delta + " WHERE " + x + " IS NOT NULL GROUP BY " + join(by_value, ", ") +
+            join(dsel, ", ") + " FROM " + delta + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " + join(by_value, ", ") +
             " HAVING sum(" + kSign + ") <> 0 ON CONFLICT (" + join(dcols, ", ") +
             ") DO UPDATE SET sgivm_n = t.sgivm_n + excluded.sgivm_n, sgivm_dm = excluded.sgivm_dm RETURNING " + join(ret, ", ") +
             ") INSERT INTO " + st + " AS t (" + join(gcols, ", ") + ", sgivm_n, " + ak + ") SELECT " + join(gained, ", ") +
@@ -307,8 +335,8 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
             std::vector<std::string> any_null;
             for (size_t i = 0; i < ng; i++) any_null.push_back("t." + g(i) + " IS NULL");
             set_again.push_back(a(k) + " = CASE WHEN " + join(any_null, " OR ") + " THEN (SELECT " + fn + "(" + x + ") FROM " +
-                                in.qualified + " WHERE " + join(same, " AND ") + ") ELSE (SELECT " + fn + "(" + x + ") FROM " +
-                                in.qualified + " WHERE " + join(eq, " AND ") + ") END");
+                                in.qualified + " WHERE " + join(same, " AND ") + and_filter + ") ELSE (SELECT " + fn + "(" + x +
+                                ") FROM " + in.qualified + " WHERE " + join(eq, " AND ") + and_filter + ") END");
             std::vector<std::string> on = gexprs;
             on.push_back(x);
             // (made with the state, by add_view or the worker; drop_view drops it by its name)

@@ -50,6 +50,7 @@ struct ViewShape {
         Fn fn = Fn::CountStar;
         std::string arg;         // the argument over the input (SQL); empty for count(*)
         std::string state_type;  // the kept value's type: sum's result, min's argument...
+        bool nan = false;        // sum/avg of a numeric: NaN values are counted, not added
     };
     std::vector<Aggregate> aggregates;
     std::vector<std::string> group_types;  // per group expression, its SQL type
@@ -57,6 +58,7 @@ struct ViewShape {
     // the group expression N (from 1), as the deparser prints parameters.
     std::vector<std::string> outputs;
     std::string having;    // the same over HAVING; empty if none
+    std::string filter;    // WHERE over the input (SQL, like Aggregate::arg); empty if none
     std::string fallback;  // why the view is recomputed by scope (empty: differential)
     std::string state_schema;  // quoted schema of the view: where its kept state lives
     // A ranking maintained by range (ranking_state.cpp): row_number or rank, its column (the

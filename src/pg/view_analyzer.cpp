@@ -8,6 +8,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/heap.h"
@@ -68,6 +69,7 @@ struct Analysis {
     List *group_types;      // char *
     List *outputs;          // char *: per output column, over $N parameters
     char *having;
+    char *filter;  // WHERE, over the input
     const char *fallback;
     char *state_schema;
     // a ranking maintained by range (plan_ranking): its function, column, ORDER BY keys
@@ -89,6 +91,7 @@ struct DiffAgg {
     int fn;  // sgivm::ViewShape::Aggregate::Fn
     char *arg;
     char *state_type;
+    bool nan;  // a numeric argument: NaN is counted apart
 };
 
 [[noreturn]] void refuse(const char *construct, const char *hint) {
@@ -333,6 +336,20 @@ bool deterministic_collation(Oid coll) {
     return !OidIsValid(coll) || coll == DEFAULT_COLLATION_OID || coll == C_COLLATION_OID || coll == POSIX_COLLATION_OID;
 }
 
+// Whether equal values of the type have one binary image (btree's equalimage, what index
+// deduplication relies on), or are numerics of a declared scale. Kept state holds the image of
+// the first value of a group key or extreme it met, and keeps it while an equal one comes or
+// goes; the query prints the image of a row it reads: 5.0 and 5.00, 0 and -0 (float8), 1 day
+// and 24 hours are equal but print apart, and a view must print what its query prints.
+bool one_image_per_value(Oid type, int32 typmod, Oid coll) {
+    if (type == NUMERICOID) return typmod >= static_cast<int32>(VARHDRSZ);
+    Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+    if (!OidIsValid(opclass)) return false;
+    Oid intype = get_opclass_input_type(opclass);
+    Oid proc = get_opfamily_proc(get_opclass_family(opclass), intype, intype, BTEQUALIMAGE_PROC);
+    return OidIsValid(proc) && DatumGetBool(OidFunctionCall1Coll(proc, coll, ObjectIdGetDatum(intype)));
+}
+
 // The delta rule of one aggregate, or why it has none.
 const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
     using Fn = sgivm::ViewShape::Aggregate::Fn;
@@ -372,10 +389,13 @@ const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
                             name, format_type_with_typemod(t, tm));
         out->fn = static_cast<int>(is_sum ? Fn::Sum : Fn::Avg);
         out->state_type = is_sum ? format_type_be(ag->aggtype) : pstrdup(t == INT8OID || t == NUMERICOID ? "numeric" : "bigint");
+        out->nan = t == NUMERICOID;
         return nullptr;
     }
     if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0) {
         if (!ordered) return psprintf("%s() over %s, which has no default btree ordering or a nondeterministic collation", name, format_type_be(t));
+        if (!one_image_per_value(t, tm, exprCollation(arg)))
+            return psprintf("%s() over %s (equal values of it may print differently)", name, format_type_with_typemod(t, tm));
         out->fn = static_cast<int>(name[1] == 'i' ? Fn::Min : Fn::Max);
         return nullptr;
     }
@@ -442,6 +462,11 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
                                    format_type_be(exprType(e)));
             return;
         }
+        if (!one_image_per_value(exprType(e), exprTypmod(e), exprCollation(e))) {
+            a->fallback = psprintf("GROUP BY over %s, whose equal values may print differently",
+                                   format_type_with_typemod(exprType(e), exprTypmod(e)));
+            return;
+        }
         c.group_exprs = lappend(c.group_exprs, e);
         a->group_types = lappend(a->group_types, format_type_with_typemod(exprType(e), exprTypmod(e)));
     }
@@ -460,6 +485,8 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         column++;
     }
     if (q->hasWindowFuncs && !c.fallback) c.fallback = plan_ranking(q, &c, ctx, a);
+    // (the kept state holds the rows WHERE admits: every statement over the input filters)
+    if (q->jointree->quals) a->filter = deparse_expression(q->jointree->quals, ctx, false, false);
     if (q->havingQual) a->having = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(q->havingQual)), &c), ctx, false, false);
     foreach (lc, c.aggs) {
         DiffAgg *d = static_cast<DiffAgg *>(palloc0(sizeof(DiffAgg)));
@@ -476,6 +503,7 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
         a->rank_fn = nullptr;
         a->rank_keys = NIL;
         a->rank_partition = NIL;
+        a->filter = nullptr;
         return;
     }
     a->state_schema = OidIsValid(view_relid) ? pstrdup(quote_identifier(get_namespace_name(get_rel_namespace(view_relid))))
@@ -865,11 +893,13 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
         foreach (lc, a.aggs) {
             const DiffAgg *d = static_cast<DiffAgg *>(lfirst(lc));
-            s.aggregates.push_back(sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type});
+            s.aggregates.push_back(
+                sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type, d->nan});
         }
         foreach (lc, a.group_types) s.group_types.emplace_back(static_cast<char *>(lfirst(lc)));
         foreach (lc, a.outputs) s.outputs.emplace_back(static_cast<char *>(lfirst(lc)));
         if (a.having) s.having = a.having;
+        if (a.filter) s.filter = a.filter;
         if (a.fallback) s.fallback = a.fallback;
         if (a.state_schema) s.state_schema = a.state_schema;
         if (a.rank_fn && a.rank_keys) {

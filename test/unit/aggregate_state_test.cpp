@@ -272,3 +272,40 @@ TEST(RankingState, TopNReadsTheFirstNOfEachTouchedPartitionFromTheState) {
 }
 
 }  // namespace
+
+namespace {
+
+// The view's WHERE filters every statement that reads the input or its delta.
+TEST(AggregateState, WhereFiltersFillFoldDistinctAndReRead) {
+    ViewShape s = stats_shape();
+    s.filter = "consumption_amount >= 250";
+    ViewPlan p = plan_view(s);
+    const std::string fill = all(p.state_fill), apply = all(p.state_apply);
+    EXPECT_CONTAINS(fill, "FROM dw.dwd_detail WHERE (consumption_amount >= 250) GROUP BY");
+    EXPECT_CONTAINS(fill, "IS NOT NULL AND (consumption_amount >= 250) GROUP BY");
+    EXPECT_CONTAINS(apply, "FROM pg_temp.sgivm_delta_300 WHERE (consumption_amount >= 250) GROUP BY");
+    EXPECT_CONTAINS(apply, "IS NOT NULL AND (consumption_amount >= 250) GROUP BY");
+    EXPECT_CONTAINS(apply, "= t.sgivm_g2 AND (consumption_amount >= 250))");
+    EXPECT_NOT_CONTAINS(all(plan_view(stats_shape()).state_apply), "consumption_amount >= 250");
+}
+
+// A numeric sum counts its NaNs apart: the kept sum never holds one.
+TEST(AggregateState, NumericSumsCountNaNApart) {
+    ViewShape s = stats_shape();
+    s.aggregates[0].nan = true;
+    ViewPlan p = plan_view(s);
+    EXPECT_CONTAINS(p.state_setup[0], "sgivm_a1_nan bigint NOT NULL DEFAULT 0");
+    EXPECT_NOT_CONTAINS(p.state_setup[0], "sgivm_a3_nan");
+    EXPECT_CONTAINS(all(p.state_apply), "sum(nullif((consumption_amount), 'NaN'))");
+    EXPECT_CONTAINS(all(p.state_apply), "sgivm_a1_nan = t.sgivm_a1_nan + excluded.sgivm_a1_nan");
+    EXPECT_CONTAINS(p.compute, "WHEN t.sgivm_a1_nan > 0 THEN 'NaN'::numeric");
+}
+
+// A group the fold inserts (no conflict) is re-read when the batch also retracted an extreme.
+TEST(AggregateState, NewGroupWithRetractedExtremeIsReRead) {
+    ViewPlan p = plan_view(stats_shape());
+    EXPECT_CONTAINS(all(p.state_apply), "max((consumption_amount)) FILTER (WHERE sgivm_m < 0) IS NOT NULL FROM");
+    EXPECT_CONTAINS(all(p.state_fill), ", false FROM dw.dwd_detail");
+}
+
+}  // namespace
