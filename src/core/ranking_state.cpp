@@ -24,6 +24,9 @@ namespace {
 
 using sql::join;
 
+// Changed groups past which a batch ranks its touched partitions whole.
+constexpr int kRangeLimit = 5000;
+
 struct Key {
     std::string expr;  // over the state row (alias t, or bare for the index)
     std::string type;
@@ -122,6 +125,10 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
                             join(idx_cols, ", ") + ")");
 
     // 1. The changed groups' keys: before the fold (first statement of the batch), and after it.
+    // A batch that changed many groups (a backlog, a bulk load) ranks its touched partitions
+    // whole from the state instead: its ranges would cover most of them, at a higher cost per
+    // row. The range statements then find no keys and do nothing.
+    const std::string small = "(SELECT count(*) FROM " + aff + ") < " + std::to_string(kRangeLimit);
     auto snapshot = [&](bool old) {
         std::vector<std::string> sel = part_t;
         for (const std::string &e : kt_e) sel.push_back(e);
@@ -130,7 +137,7 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
         for (bool nulls : {false, true})
             q += std::string(nulls ? " UNION ALL " : "") + "SELECT " + join(sel, ", ") + " FROM " + st + " t WHERE " +
                  sql::scope_match(gcols_t, aff, nulls);
-        return "INSERT INTO " + rk + " " + q;
+        return "INSERT INTO " + rk + " SELECT * FROM (" + q + ") k WHERE " + small;
     };
     p.state_apply.insert(p.state_apply.begin(), snapshot(true));
     p.state_apply.push_back(snapshot(false));
@@ -262,9 +269,30 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     const std::string in_range = at_or_after_lo + " AND (rr.sgivm_open OR NOT " + before(kt, hi, kt_e) + ")";
     const std::string from = rr + " rr JOIN LATERAL (SELECT * FROM " + state_rows(ge_lo1 + " AND (rr.sgivm_open OR " + le_hi1 + ")") +
                              " t UNION ALL SELECT * FROM " + state_rows(first_null) + " t) t ON " + in_range;
+    // (whole partitions: the partitions of the changed groups, by their columns in the affected set)
+    std::vector<std::string> whole_outs;
+    for (size_t c = 0; c < s.outputs.size(); c++)
+        whole_outs.push_back(c == s.rank_column ? s.rank_fn + "() OVER (PARTITION BY " + join(part_t, ", ") + " ORDER BY " +
+                                                      order_by(kt, kt_e, false) + ")"
+                                                : outs[c]);
+    std::vector<std::string> aff_part;
+    const std::vector<std::string> akk = sql::aff_columns(ng);
+    for (size_t i : s.rank_partition) aff_part.push_back(akk[i]);
+    // (a join with the partitions, by equality, and NULL-safely for a partition with a NULL;
+    // each partition is ranked within one of the two)
+    std::vector<std::string> part_null, part_eq_x, part_same_x;
+    for (size_t i = 0; i < np; i++) {
+        part_null.push_back("x." + aff_part[i] + " IS NULL");
+        part_eq_x.push_back("x." + aff_part[i] + " = " + part_t[i]);
+        part_same_x.push_back("x." + aff_part[i] + " IS NOT DISTINCT FROM " + part_t[i]);
+    }
+    const std::string parts = "(SELECT DISTINCT " + join(aff_part, ", ") + " FROM " + aff + " WHERE NOT " + small + ")";
+    const std::string whole = " UNION ALL SELECT " + join(whole_outs, ", ") + " FROM " + parts + " x JOIN " + st + " t ON " +
+                              join(part_eq_x, " AND ") + " UNION ALL SELECT " + join(whole_outs, ", ") + " FROM " + parts + " x JOIN " +
+                              st + " t ON (" + join(part_null, " OR ") + ") AND " + join(part_same_x, " AND ");
     std::vector<std::string> ret = sql::quoted(std::vector<std::string>(s.group_columns.begin(), s.group_columns.end()));
     p.compute = "WITH sgivm_ranked AS (INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") +
-                ") SELECT " + join(outs, ", ") + " FROM " + from + " RETURNING " + join(ret, ", ") + ") INSERT INTO " + aff +
+                ") SELECT " + join(outs, ", ") + " FROM " + from + whole + " RETURNING " + join(ret, ", ") + ") INSERT INTO " + aff +
                 " SELECT " + join(ret, ", ") + " FROM sgivm_ranked WHERE " + [&] {
                     // (rows of a NULL key part are replaced, not updated: they join the affected set)
                     std::vector<std::string> n;

@@ -228,7 +228,11 @@ TEST(RankingState, RangeStatementsSnapshotTheOldKeysFirstAndRankFromTheBase) {
     ViewPlan p = plan_view(ranking_shape());
     EXPECT_EQ(p.strategy, "differential");
     // the changed groups' keys before the fold: the first statement of the batch
-    EXPECT_CONTAINS(p.state_apply.front(), "INSERT INTO pg_temp.sgivm_rk_500 SELECT t.sgivm_g3, t.sgivm_g2, ");
+    EXPECT_CONTAINS(p.state_apply.front(), "INSERT INTO pg_temp.sgivm_rk_500 SELECT * FROM (SELECT t.sgivm_g3, t.sgivm_g2, ");
+    // a batch of many changed groups ranks its partitions whole instead
+    EXPECT_CONTAINS(p.state_apply.front(), ") k WHERE (SELECT count(*) FROM pg_temp.sgivm_aff_500) < 5000");
+    EXPECT_CONTAINS(p.compute, " UNION ALL SELECT ");
+    EXPECT_CONTAINS(p.compute, "row_number() OVER (PARTITION BY t.sgivm_g3, t.sgivm_g2 ORDER BY ");
     EXPECT_CONTAINS(p.state_apply.front(), ", true FROM dw.\"sgivm_state_500\" t WHERE ");
     // the state in the ranking's order (partition, then keys, ties by the groups)
     EXPECT_CONTAINS(all(p.state_setup), "ON dw.\"sgivm_state_500\" (sgivm_g3, sgivm_g2, ((CASE WHEN sgivm_a1_n = 0 THEN NULL "
