@@ -191,8 +191,10 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
         return "(SELECT * FROM " + st + " t WHERE " + join(p_eq, " AND ") + " AND " + cond + " UNION ALL SELECT * FROM " + st +
                " t WHERE (" + join(rr_null, " OR ") + ") AND " + join(p_same, " AND ") + " AND " + cond + ")";
     };
-    const std::string unchanged =
-        "NOT (" + sql::scope_match(gcols_t, aff, false) + ") AND NOT (" + sql::scope_match(gcols_t, aff, true) + ")";
+    // (coalesce: a group with a NULL part is IN no set (NULL, not false) when another group
+    // shares its other parts; it is unchanged unless the NULL-safe match finds it)
+    const std::string unchanged = "NOT coalesce(" + sql::scope_match(gcols_t, aff, false) + ", false) AND NOT (" +
+                                  sql::scope_match(gcols_t, aff, true) + ")";
     const std::string at_or_after_lo = "NOT " + before(kt, kt_e, lo);
     // "at or after lo" and "at or before hi" on the first key alone, as index conditions (a
     // NULL first key, or a NULL bound, is looked at in a second branch)
