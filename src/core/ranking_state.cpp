@@ -267,7 +267,10 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
             outs.push_back(state::substitute(s.outputs[c], av, gv));
     }
     const std::string in_range = at_or_after_lo + " AND (rr.sgivm_open OR NOT " + before(kt, hi, kt_e) + ")";
-    const std::string from = rr + " rr JOIN LATERAL (SELECT * FROM " + state_rows(ge_lo1 + " AND (rr.sgivm_open OR " + le_hi1 + ")") +
+    // (the first branch reads no range whose hi has a NULL first key: the second reads it whole,
+    // and a row in both would be ranked twice)
+    const std::string from = rr + " rr JOIN LATERAL (SELECT * FROM " +
+                             state_rows(ge_lo1 + " AND " + hi[0] + " IS NOT NULL AND (rr.sgivm_open OR " + le_hi1 + ")") +
                              " t UNION ALL SELECT * FROM " + state_rows(first_null) + " t) t ON " + in_range;
     // (whole partitions: the partitions of the changed groups, by their columns in the affected set)
     std::vector<std::string> whole_outs;

@@ -239,6 +239,16 @@ void ViewSet::discard_working_tables() {
     working_tables_version_ = -1;
 }
 
+void ViewSet::ensure_states() {
+    for (MaintainedView &v : views_) {
+        try {
+            pg_call([&] { ensure_state(v); });
+        } catch (PgError &e) {
+            fail_naming_view(e, "making the kept state of", v.name);
+        }
+    }
+}
+
 void ViewSet::maintain(std::map<Oid, uint64> changed) {
     if (views_.empty()) return;
     uint64 batch_rows = 0;

@@ -81,6 +81,9 @@ public:
     // which they make again), so that the next batch copies the tables as they are now.
     void discard_working_tables();
 
+    // Before the mirrors: the kept state of every view, made and filled where it is missing
+    // (from its inputs as they are before the batch, which the batch's deltas then fold into).
+    void ensure_states();
     // After the mirrors: every view whose inputs changed (rows captured per input table, in
     // this batch), in dependency order, recomputed over the keys or groups the changes touched.
     void maintain(std::map<Oid, uint64> changed);
