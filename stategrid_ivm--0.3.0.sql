@@ -164,6 +164,22 @@ LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_plan_view';
 CREATE FUNCTION _run_as(role oid, sql text, search_path text DEFAULT NULL) RETURNS text[]
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_run_as';
 
+-- Drops a view's kept state (the tables its plan names), as `p_role`.
+CREATE FUNCTION _drop_state(p_role oid, p_plan jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table text;
+BEGIN
+    FOR v_table IN SELECT jsonb_array_elements_text(coalesce(p_plan->'state_tables', '[]')) LOOP
+        IF to_regclass(v_table) IS NOT NULL THEN
+            PERFORM stategrid_ivm._run_as(p_role, format('DROP TABLE %s', v_table));
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- add_view's proof that a view's maintenance statements plan and run (src/pg/view_dry_run.cpp).
 -- Internal: superusers (our SECURITY DEFINER functions) only.
 CREATE FUNCTION _try_view_statements(role oid, view_name text, plan jsonb) RETURNS void
@@ -720,6 +736,14 @@ BEGIN
     FOR v_stmt IN SELECT jsonb_array_elements_text(v_plan->'indexes') LOOP
         PERFORM stategrid_ivm._run_as(p.owner, v_stmt);
     END LOOP;
+    -- Its kept state (differential plans), made and filled from the inputs as the view is.
+    FOR v_stmt IN SELECT jsonb_array_elements_text(coalesce(v_plan->'state_setup', '[]') || coalesce(v_plan->'state_fill', '[]')) LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, v_stmt);
+    END LOOP;
+    IF v_plan->>'strategy' = 'recompute' THEN
+        RAISE NOTICE 'view % is maintained by scoped recomputation: %', v_qualified, v_plan->>'strategy_reason'
+            USING DETAIL = 'Each change recomputes the groups or ranking partitions it touches from the view''s input; other views apply delta rules to kept state.';
+    END IF;
     INSERT INTO stategrid_ivm.view (pipeline_id, view_name, relid, query, plan)
     VALUES (p.pipeline_id, v_qualified, v_relid, query, v_plan);
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
@@ -787,6 +811,7 @@ BEGIN
                AND i.indrelid IN (SELECT x::oid FROM jsonb_array_elements_text(v.plan->'input_relids') x) LOOP
         PERFORM stategrid_ivm._run_as(p.owner, format('DROP INDEX %s', r.idx));
     END LOOP;
+    PERFORM stategrid_ivm._drop_state(CASE WHEN v_local THEN p.owner ELSE v_caller END, v.plan);
     IF drop_table THEN
         PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', p_view));
     END IF;
@@ -905,6 +930,10 @@ BEGIN
     -- dropped by the pipeline's owner; those of a pipeline restored from a dump and not rebuilt
     -- are found by name and dropped by the caller (its catalog's OIDs, of tables and of the
     -- owner, are the dumped cluster's: here they may be anybody's).
+    -- the views' kept state is the engine's: it goes in any case
+    FOR r IN SELECT v.plan FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id LOOP
+        PERFORM stategrid_ivm._drop_state(CASE WHEN v_local THEN p.owner ELSE v_caller END, r.plan);
+    END LOOP;
     IF drop_tables THEN
         FOR r IN SELECT x.rel FROM (
                      SELECT CASE WHEN v_local THEN v.relid ELSE to_regclass(v.view_name) END AS rel, v.view_id
@@ -988,6 +1017,7 @@ DECLARE
     v_caller oid := stategrid_ivm._caller(p_caller);
     v stategrid_ivm.view;
     p stategrid_ivm.pipeline;
+    r record;
 BEGIN
     SELECT * INTO v FROM stategrid_ivm.view WHERE relid = p_view;
     IF NOT FOUND THEN
@@ -1009,6 +1039,16 @@ BEGIN
     -- the guard against direct writes lets this transaction write the table
     PERFORM stategrid_ivm._allow_direct_write(v.relid);
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v.relid::regclass));
+    -- (and its kept state, from the same inputs; made only where a table of it is missing:
+    -- CREATE ... IF NOT EXISTS would tell the caller of each one that exists, in a NOTICE)
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(v.plan->'state_tables', '[]')) t WHERE to_regclass(t) IS NULL) THEN
+        FOR r IN SELECT jsonb_array_elements_text(v.plan->'state_setup') AS stmt LOOP
+            PERFORM stategrid_ivm._run_as(p.owner, r.stmt);
+        END LOOP;
+    END IF;
+    FOR r IN SELECT jsonb_array_elements_text(coalesce(v.plan->'state_fill', '[]')) AS stmt LOOP
+        PERFORM stategrid_ivm._run_as(p.owner, r.stmt);
+    END LOOP;
     RETURN (stategrid_ivm._run_as(p.owner, v.plan->>'populate'))[1]::bigint;
 END
 $$;
@@ -1258,6 +1298,8 @@ BEGIN
         PERFORM stategrid_ivm._run_as(v_owner, format('DROP INDEX %s', r.idx));
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
+        -- (kept state named after old OIDs goes too: the worker makes and fills it again)
+        PERFORM stategrid_ivm._drop_state(v_owner, r.plan);
         v_plan := (stategrid_ivm._run_as(v_owner,
             format('SELECT stategrid_ivm._plan_view(%L, %s, %L)', r.plan->>'deparsed', r.relid, r.view_name)))[1]::jsonb;
         UPDATE stategrid_ivm.view SET plan = v_plan WHERE view_id = r.view_id;
@@ -1754,10 +1796,15 @@ SELECT p.name AS pipeline,
        'ods' AS kind,
        format('mirror of %s', s.source_name) AS query,
        _estimated_rows(s.ods_relid) AS rows,
-       p.state
+       p.state,
+       'mirror' AS strategy,
+       NULL::text AS strategy_reason
 FROM source s JOIN pipeline p USING (pipeline_id)
 UNION ALL
-SELECT p.name, v.view_name, v.plan->>'kind', v.query, _estimated_rows(v.relid), p.state
+SELECT p.name, v.view_name, v.plan->>'kind', v.query, _estimated_rows(v.relid), p.state,
+       coalesce(v.plan->>'strategy', 'recompute'),
+       CASE WHEN v.plan->>'strategy' = 'differential' THEN NULL
+            ELSE coalesce(nullif(v.plan->>'strategy_reason', ''), 'planned by an earlier version') END
 FROM view v JOIN pipeline p USING (pipeline_id);
 
 -- ---------------------------------------------------------------------------------------

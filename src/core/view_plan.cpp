@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
+#include "core/view_plan_sql.hpp"
 
 namespace sgivm {
 
@@ -25,7 +26,12 @@ std::string delta_table(uint32_t relid) { return "pg_temp.sgivm_delta_" + std::t
 std::string affected_table(uint32_t relid) { return "pg_temp.sgivm_aff_" + std::to_string(relid); }
 std::string new_rows_table(uint32_t relid) { return "pg_temp.sgivm_new_" + std::to_string(relid); }
 
-namespace {
+std::string delta_table_ddl(uint32_t relid, const std::string &like) {
+    return "CREATE TEMP TABLE IF NOT EXISTS " + delta_table(relid).substr(8) + " (LIKE " + like + ", " + kSign +
+           " smallint NOT NULL) ON COMMIT DELETE ROWS";
+}
+
+namespace sql {
 
 std::string join(const std::vector<std::string> &parts, const std::string &sep) {
     std::string s;
@@ -33,37 +39,7 @@ std::string join(const std::vector<std::string> &parts, const std::string &sep) 
     return s;
 }
 
-std::string cte_name(const ViewInput &in) { return "sgivm_in_" + std::to_string(in.relid); }
-
-// The deparsed query with its first table (the fact, or the aggregate's input) replaced by a CTE
-// of the same columns. The deparser always writes `schema.table alias`, and the first table comes
-// first; a self-join's second reference stays the whole table.
-std::string replace_input(const std::string &deparsed, const ViewInput &in) {
-    const std::string needle = in.qualified + " ";
-    // The deparser writes string constants as '...' and identifiers as "..." (the quote inside
-    // doubled): a constant or a column alias that happens to contain the table's name is not
-    // the input, and a quote inside the other kind does not end either.
-    char quote = 0;
-    for (size_t i = 0; i < deparsed.size(); i++) {
-        char c = deparsed[i];
-        if (quote) {
-            if (c == quote) {
-                if (i + 1 < deparsed.size() && deparsed[i + 1] == quote)
-                    i++;
-                else
-                    quote = 0;
-            }
-            continue;
-        }
-        char before = i == 0 ? ' ' : deparsed[i - 1];
-        if ((before == ' ' || before == '(' || before == '\n') && deparsed.compare(i, needle.size(), needle) == 0)
-            return deparsed.substr(0, i) + cte_name(in) + " " + deparsed.substr(i + needle.size());
-        if (c == '\'' || c == '"') quote = c;
-    }
-    throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
-}
-
-std::vector<std::string> quoted(const std::vector<std::string> &names, const std::string &prefix = "") {
+std::vector<std::string> quoted(const std::vector<std::string> &names, const std::string &prefix) {
     std::vector<std::string> q;
     for (const std::string &n : names) q.push_back(prefix + quote_identifier(n));
     return q;
@@ -98,9 +74,51 @@ std::string index_name(const char *kind, uint32_t view_relid, size_t n) {
     return std::string("sgivm_") + kind + "_" + std::to_string(view_relid) + "_" + std::to_string(n);
 }
 
+}  // namespace sql
 
-std::string capture(const std::string &modify, const std::string &delta) {
-    return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT * FROM sgivm_changed";
+namespace {
+
+using sql::aff_columns;
+using sql::index_name;
+using sql::join;
+using sql::quoted;
+using sql::scope_match;
+
+std::string cte_name(const ViewInput &in) { return "sgivm_in_" + std::to_string(in.relid); }
+
+// The deparsed query with its first table (the fact, or the aggregate's input) replaced by a CTE
+// of the same columns. The deparser always writes `schema.table alias`, and the first table comes
+// first; a self-join's second reference stays the whole table.
+std::string replace_input(const std::string &deparsed, const ViewInput &in) {
+    const std::string needle = in.qualified + " ";
+    // The deparser writes string constants as '...' and identifiers as "..." (the quote inside
+    // doubled): a constant or a column alias that happens to contain the table's name is not
+    // the input, and a quote inside the other kind does not end either.
+    char quote = 0;
+    for (size_t i = 0; i < deparsed.size(); i++) {
+        char c = deparsed[i];
+        if (quote) {
+            if (c == quote) {
+                if (i + 1 < deparsed.size() && deparsed[i + 1] == quote)
+                    i++;
+                else
+                    quote = 0;
+            }
+            continue;
+        }
+        char before = i == 0 ? ' ' : deparsed[i - 1];
+        if ((before == ' ' || before == '(' || before == '\n') && deparsed.compare(i, needle.size(), needle) == 0)
+            return deparsed.substr(0, i) + cte_name(in) + " " + deparsed.substr(i + needle.size());
+        if (c == '\'' || c == '"') quote = c;
+    }
+    throw std::runtime_error("input " + in.qualified + " not found in the deparsed view query");
+}
+
+// The rows a statement writes, also into the view's delta table with their sign (-1 removed,
+// +1 added): the views above read them as a multiset delta.
+std::string capture(const std::string &modify, const std::string &delta, int sign) {
+    return "WITH sgivm_changed AS (" + modify + " RETURNING *) INSERT INTO " + delta + " SELECT *, " +
+           std::to_string(sign) + " FROM sgivm_changed";
 }
 
 // Whether a row changed is decided by the binary image of its values (record image equality,
@@ -131,8 +149,7 @@ ViewPlan plan_view(const ViewShape &s) {
     const ViewInput &first = s.inputs[0];
     std::vector<std::string> cols = quoted(s.columns);
 
-    p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + self_delta.substr(8) + " (LIKE " + s.view_table +
-                      ") ON COMMIT DELETE ROWS");
+    p.setup.push_back(delta_table_ddl(s.view_relid, s.view_table));
     p.populate = "INSERT INTO " + s.view_table + " (" + join(cols, ", ") + ") " + s.deparsed;
 
     std::string restricted;  // the first input restricted to the affected scope
@@ -179,13 +196,17 @@ ViewPlan plan_view(const ViewShape &s) {
                      " UNION ALL SELECT * FROM " + first.qualified + " WHERE " + scope_match(exprs, aff, true);
         view_scope = outs;
         std::vector<std::string> keycols = quoted(s.key);
-        p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("s", s.view_relid, 0) + " ON " + s.view_table +
-                            " (" + join(outs, ", ") + ")");
+        if (outs != keycols)  // (a scope of every group is the key, which has its unique index)
+            p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("s", s.view_relid, 0) + " ON " + s.view_table +
+                                " (" + join(outs, ", ") + ")");
         if (!s.key.empty())
             p.indexes.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " + index_name("k", s.view_relid, 0) + " ON " +
                                 s.view_table + " (" + join(keycols, ", ") + ")");
-        p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("g", s.view_relid, 0) + " ON " + first.qualified +
-                            " (" + join(exprs, ", ") + ")");
+        // (the input's rows by group: what recomputing a group reads; delta rules read the
+        // state instead, and every index on the input is written by every batch)
+        if (!s.fallback.empty() || s.outputs.empty())
+            p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("g", s.view_relid, 0) + " ON " + first.qualified +
+                                " (" + join(exprs, ", ") + ")");
     }
     std::string query = "WITH " + cte_name(first) + " AS (" + restricted + ") " + replace_input(s.deparsed, first);
     std::vector<std::string> compared;
@@ -195,11 +216,11 @@ ViewPlan plan_view(const ViewShape &s) {
     // Each maintenance statement comes twice: writing the view's changes to its delta table too
     // (for the views above it), and not (for a view that no view reads).
     auto both = [&](std::vector<std::string> &captured, std::vector<std::string> &plain, const std::string &modify) {
-        captured.push_back(capture(modify, self_delta));
+        captured.push_back(capture(modify, self_delta, -1));  // (only removals come in lists)
         plain.push_back(modify);
     };
     auto both1 = [&](std::string &captured, std::string &plain, const std::string &modify) {
-        captured = capture(modify, self_delta);
+        captured = capture(modify, self_delta, 1);
         plain = modify;
     };
     // The view's rows in scope (the second statement NULL-safe), with a further condition.
@@ -232,17 +253,21 @@ ViewPlan plan_view(const ViewShape &s) {
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
         const std::string t_in_scope = scope_match(view_scope_t, aff, false);
+        // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
+        // (the affected set), the rows whose rank moved: those exist in the view (their groups
+        // did not change), and are updated by key; only the changed groups come and go.
+        const bool ranged = !s.rank_fn.empty() && s.fallback.empty() && !s.outputs.empty() && s.top_n <= 0;
         // 1. Rows whose key stays but whose values changed (a rank moved, a total grew) are
         //    updated in place: one write per row, and an update that leaves the indexed key's
         //    image alone can stay on its page. The key is set too: it may have changed its image
         //    only (1.0 to 1.00). A view that others read keeps old and new row both.
         std::vector<std::string> set;
         for (const std::string &c : cols) set.push_back(c + " = n." + c);
-        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + " AND " + t_in_scope;
+        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + (ranged ? "" : " AND " + t_in_scope);
         const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
         p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
                            changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
-                           " SELECT * FROM sgivm_old UNION ALL SELECT * FROM sgivm_new");
+                           " SELECT *, -1 FROM sgivm_old UNION ALL SELECT *, 1 FROM sgivm_new");
         p.uncaptured.update.push_back(update);
         // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
         //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
@@ -250,12 +275,40 @@ ViewPlan plan_view(const ViewShape &s) {
         for (bool nulls : {false, true})
             both(p.remove, p.uncaptured.remove,
                  scope_delete(" t", nulls, " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")"));
-        both1(p.recompute, p.uncaptured.recompute,
-              from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
-                  " AND " + t_in_scope + ")");
-        // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
-        for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
-        both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
+        if (ranged) {
+            std::vector<std::string> view_scope_n;
+            for (const std::string &c : view_scope) view_scope_n.push_back("n." + c);
+            // (a UNION, not an OR: an IN under an OR is a subplan, rescanned per row when the
+            // affected set is too large to hash)
+            const std::string absent = " AND NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") + ")";
+            both1(p.recompute, p.uncaptured.recompute,
+                  from_fresh + " WHERE " + scope_match(view_scope_n, aff, false) + absent + " UNION ALL SELECT " +
+                      join(quoted(s.columns, "n."), ", ") + " FROM " + fresh + " n WHERE " + scope_match(view_scope_n, aff, true) + absent);
+        } else {
+            both1(p.recompute, p.uncaptured.recompute,
+                  from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
+                      " AND " + t_in_scope + ")");
+            // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
+            for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
+            both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
+        }
+    }
+
+    if (s.kind == ViewShape::Kind::Projection) {
+        // the join's delta rule, by key: the rows of the fact keys a fact delta or a dimension
+        // delta (through the join column's index) touches, each computed once
+        p.strategy = "differential";
+    } else if (s.fallback.empty() && !s.outputs.empty() && !p.compute.empty()) {
+        plan_aggregate_state(s, p);
+        if (!s.rank_fn.empty() && s.top_n > 0)
+            plan_top_n(s, p);
+        else if (!s.rank_fn.empty())
+            plan_ranking_range(s, p);
+    } else {
+        p.strategy = "recompute";
+        p.strategy_reason = !s.fallback.empty() ? s.fallback
+                            : p.compute.empty() ? "every column is an audit column: the touched groups are replaced"
+                                                : "planned without delta rules";
     }
 
     // (what verify() of version 0.1.0 runs; later versions compare by image, _compare_by_image)

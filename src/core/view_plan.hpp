@@ -42,7 +42,43 @@ struct ViewShape {
     std::vector<std::string> group_exprs;
     std::vector<std::string> group_columns;
     std::vector<size_t> scope;
+
+    // Differential maintenance of an aggregate (aggregate_state.cpp): set by the analyser when
+    // every aggregate has a delta rule, empty `aggregates` and a `fallback` saying why not.
+    struct Aggregate {
+        enum class Fn { CountStar, Count, Sum, Avg, Min, Max, CountDistinct };
+        Fn fn = Fn::CountStar;
+        std::string arg;         // the argument over the input (SQL); empty for count(*)
+        std::string state_type;  // the kept value's type: sum's result, min's argument...
+        bool nan = false;        // sum/avg of a numeric: NaN values are counted, not added
+    };
+    std::vector<Aggregate> aggregates;
+    std::vector<std::string> group_types;  // per group expression, its SQL type
+    // Per output column, its expression over the kept state: $N is aggregate N (from 1), $1000N
+    // the group expression N (from 1), as the deparser prints parameters.
+    std::vector<std::string> outputs;
+    std::string having;    // the same over HAVING; empty if none
+    std::string filter;    // WHERE over the input (SQL, like Aggregate::arg); empty if none
+    std::string fallback;  // why the view is recomputed by scope (empty: differential)
+    std::string state_schema;  // quoted schema of the view: where its kept state lives
+    // A ranking maintained by range (ranking_state.cpp): row_number or rank, its column (the
+    // output left empty in `outputs`), ORDER BY keys over $N, and the PARTITION BY as indexes
+    // into group_exprs (`scope` is then every group).
+    struct RankKey {
+        std::string expr, type;
+        bool desc = false, nulls_first = false;
+    };
+    std::string rank_fn;
+    size_t rank_column = 0;
+    std::vector<RankKey> rank_order;
+    std::vector<size_t> rank_partition;
+    // A top-N (the ranking filtered to its first N ranks): `scope` stays the partition, whose
+    // first N come from the state (ranking_state.cpp, plan_top_n).
+    int64_t top_n = 0;
 };
+
+// The placeholders of ViewShape::outputs: aggregate i (from 0) and group expression i (from 0).
+constexpr unsigned kGroupParamBase = 10000;
 
 // Statements, in the order the worker runs them in an apply transaction.
 struct ViewPlan {
@@ -67,11 +103,22 @@ struct ViewPlan {
     std::string populate;               // the whole view, for add_view and refresh_view
     std::string verify;                 // one row: missing_rows, extra_rows (by equality: for 0.1.0's verify)
     std::vector<std::string> indexes;   // indexes the statements need, on the view and inputs
+
+    // How changes reach the view: "differential" (delta rules over kept state or by key) or
+    // "recompute" (the touched groups or partitions recomputed from the input), and why.
+    std::string strategy, strategy_reason;
+    // Kept state (engine-owned tables beside the view): their names, the statements that create
+    // them (idempotent), fill them from the inputs, and fold a batch's input deltas into them
+    // (after fill_affected, before compute).
+    std::vector<std::string> state_tables, state_setup, state_fill, state_apply;
 };
 
 std::string delta_table(uint32_t relid);     // pg_temp.sgivm_delta_<relid>
 std::string affected_table(uint32_t relid);  // pg_temp.sgivm_aff_<relid>
 std::string new_rows_table(uint32_t relid);  // pg_temp.sgivm_new_<relid>
+// A delta table: the rows of `like` that a batch removed (sgivm_m = -1) and added (+1).
+std::string delta_table_ddl(uint32_t relid, const std::string &like);
+constexpr const char *kSign = "sgivm_m";
 std::string quote_identifier(const std::string &s);
 
 ViewPlan plan_view(const ViewShape &shape);

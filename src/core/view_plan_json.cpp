@@ -281,6 +281,14 @@ std::string plan_to_json(const StoredViewPlan &s) {
     o += ",\"populate\":" + json_string(p.populate);
     o += ",\"verify\":" + json_string(p.verify);
     o += ",\"indexes\":" + json_array(p.indexes);
+    o += ",\"strategy\":" + json_string(p.strategy);
+    o += ",\"strategy_reason\":" + json_string(p.strategy_reason);
+    if (!p.state_tables.empty()) {
+        o += ",\"state_tables\":" + json_array(p.state_tables);
+        o += ",\"state_setup\":" + json_array(p.state_setup);
+        o += ",\"state_fill\":" + json_array(p.state_fill);
+        o += ",\"state_apply\":" + json_array(p.state_apply);
+    }
     return o + "}";
 }
 
@@ -331,6 +339,12 @@ StoredViewPlan plan_from_json(const std::string &json) {
     p.populate = text_at(o, "populate");
     p.verify = text_at(o, "verify");
     p.indexes = texts_at(o, "indexes");
+    p.strategy = text_at(o, "strategy");
+    p.strategy_reason = text_at(o, "strategy_reason");
+    p.state_tables = texts_at(o, "state_tables");
+    p.state_setup = texts_at(o, "state_setup");
+    p.state_fill = texts_at(o, "state_fill");
+    p.state_apply = texts_at(o, "state_apply");
     return s;
 }
 

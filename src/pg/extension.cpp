@@ -15,6 +15,7 @@ PGDLLEXPORT void _PG_init(void);
 #include "pg/drop_guard.hpp"
 #include "pg/launcher.hpp"
 #include "pg/shared_state.hpp"
+#include "pg/view_analyzer.hpp"
 
 using namespace sgivm::pg;
 
@@ -40,6 +41,11 @@ void _PG_init(void) {
     DefineCustomStringVariable("stategrid_ivm.debug_crash_at",
                                "Comma-separated points where a pipeline worker kills itself (for crash tests only).",
                                nullptr, &guc_debug_crash_at, "", PGC_SIGHUP, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+    static const struct config_enum_entry strategies[] = {
+        {"auto", kStrategyAuto, false}, {"recompute", kStrategyRecompute, false}, {nullptr, 0, false}};
+    DefineCustomEnumVariable("stategrid_ivm.view_strategy",
+                             "How add_view plans a view's maintenance: auto (delta rules where it has them) or recompute (the touched groups recomputed).",
+                             nullptr, &guc_view_strategy, kStrategyAuto, strategies, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("stategrid_ivm");
     install_drop_guard();
 

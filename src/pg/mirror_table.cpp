@@ -204,13 +204,14 @@ void MirrorTable::prepare_statements() {
         std::string delta = delta_table(mirror_relid_);
         // (the mirror's columns only: RETURNING * of the DELETE by a composite key would add
         // the key list's)
-        auto wrap = [&](const std::string &modify, const char *returning = "*") {
+        // (with their sign: -1 for the rows removed, +1 for those added)
+        auto wrap = [&](const std::string &modify, int sign, const char *returning = "*") {
             return "WITH sgivm_changed AS (" + modify + " RETURNING " + returning + ") INSERT INTO " + delta +
-                   " SELECT * FROM sgivm_changed";
+                   " SELECT *, " + std::to_string(sign) + " FROM sgivm_changed";
         };
-        insert_sql = wrap(insert_sql);
-        delete_sql = wrap(delete_sql, key_cols_.size() == 1 ? "*" : "m.*");
-        truncate_sql = wrap(truncate_sql);
+        insert_sql = wrap(insert_sql, 1);
+        delete_sql = wrap(delete_sql, -1, key_cols_.size() == 1 ? "*" : "m.*");
+        truncate_sql = wrap(truncate_sql, -1);
     }
 
     pg_call([&] {
@@ -255,8 +256,7 @@ void MirrorTable::ensure_delta_table() {
     }
     std::string name = delta_table(mirror_relid_);
     std::string drop = "DROP TABLE IF EXISTS " + name;
-    std::string create = "CREATE TEMP TABLE IF NOT EXISTS " + name.substr(8) + " (LIKE " + mirror_sql_name_ +
-                         ") ON COMMIT DELETE ROWS";
+    std::string create = delta_table_ddl(mirror_relid_, mirror_sql_name_);
     bool stale = delta_stale_;
     pg_call([&] {
         if (stale && SPI_execute(drop.c_str(), false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: %s failed", drop.c_str());

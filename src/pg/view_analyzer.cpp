@@ -8,14 +8,18 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -29,6 +33,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/typcache.h"
 #include "utils/ruleutils.h"
 
 PG_FUNCTION_INFO_V1(sgivm_plan_view);
@@ -36,6 +41,11 @@ PG_FUNCTION_INFO_V1(sgivm_plan_view);
 
 #include "core/view_plan.hpp"
 #include "pg/seam.hpp"
+#include "pg/view_analyzer.hpp"
+
+namespace sgivm::pg {
+int guc_view_strategy = kStrategyAuto;
+}
 
 namespace {
 
@@ -54,6 +64,34 @@ struct Analysis {
     List *group_exprs, *group_columns;
     List *scope;            // int indexes into group_exprs
     List *input_columns;    // per input: a List of char * column names the query reads
+    // differential maintenance (plan_differential): empty aggs and a fallback where it has none
+    List *aggs;             // DiffAgg *
+    List *group_types;      // char *
+    List *outputs;          // char *: per output column, over $N parameters
+    char *having;
+    char *filter;  // WHERE, over the input
+    const char *fallback;
+    char *state_schema;
+    // a ranking maintained by range (plan_ranking): its function, column, ORDER BY keys
+    char *rank_fn;
+    int rank_column;
+    int64 top_n;           // > 0: only the first top_n ranks (SELECT * FROM (ranking) r WHERE r <= N)
+    List *rank_keys;       // RankKey *
+    List *rank_partition;  // int indexes into group_exprs
+};
+
+struct RankKey {
+    char *expr;  // over $N parameters
+    char *type;
+    bool desc, nulls_first;
+};
+
+// An aggregate with a delta rule (sgivm::ViewShape::Aggregate).
+struct DiffAgg {
+    int fn;  // sgivm::ViewShape::Aggregate::Fn
+    char *arg;
+    char *state_type;
+    bool nan;  // a numeric argument: NaN is counted apart
 };
 
 [[noreturn]] void refuse(const char *construct, const char *hint) {
@@ -251,7 +289,281 @@ List *key_columns_of(Oid relid) {
     return cols;
 }
 
-void analyse(const char *query_text, Analysis *a) {
+// ---- differential maintenance of an aggregate -------------------------------------------------
+
+struct DiffContext {
+    List *group_exprs;  // Expr *, in GROUP BY order
+    List *aggs;         // Aggref *, each once
+    const char *fallback;
+};
+
+Node *make_param(int id, Node *like) {
+    Param *p = makeNode(Param);
+    p->paramkind = PARAM_EXTERN;
+    p->paramid = id;
+    p->paramtype = exprType(like);
+    p->paramtypmod = exprTypmod(like);
+    p->paramcollid = exprCollation(like);
+    p->location = -1;
+    return reinterpret_cast<Node *>(p);
+}
+
+// An output or HAVING expression over the kept state: group expressions and aggregates become
+// parameters ($10001.. and $1..), which the core replaces with the state's columns.
+Node *diff_mutator(Node *node, DiffContext *c) {
+    if (!node) return nullptr;
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, c->group_exprs) {
+        if (equal(node, lfirst(lc))) return make_param(static_cast<int>(sgivm::kGroupParamBase) + 1 + i, node);
+        i++;
+    }
+    if (IsA(node, Aggref)) {
+        int k = 0;
+        foreach (lc, c->aggs) {
+            if (equal(node, lfirst(lc))) return make_param(k + 1, node);
+            k++;
+        }
+        c->aggs = lappend(c->aggs, node);
+        return make_param(list_length(c->aggs), node);
+    }
+    if (IsA(node, Var) && !c->fallback)
+        c->fallback = "an output column reads a column that is neither grouped nor aggregated";
+    return expression_tree_mutator(node, reinterpret_cast<Node *(*)()>(diff_mutator), c);
+}
+
+bool deterministic_collation(Oid coll) {
+    return !OidIsValid(coll) || coll == DEFAULT_COLLATION_OID || coll == C_COLLATION_OID || coll == POSIX_COLLATION_OID;
+}
+
+// Whether equal values of the type have one binary image (btree's equalimage, what index
+// deduplication relies on), or are numerics of a declared scale. Kept state holds the image of
+// the first value of a group key or extreme it met, and keeps it while an equal one comes or
+// goes; the query prints the image of a row it reads: 5.0 and 5.00, 0 and -0 (float8), 1 day
+// and 24 hours are equal but print apart, and a view must print what its query prints.
+bool one_image_per_value(Oid type, int32 typmod, Oid coll) {
+    if (type == NUMERICOID) return typmod >= static_cast<int32>(VARHDRSZ);
+    Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+    if (!OidIsValid(opclass)) return false;
+    Oid intype = get_opclass_input_type(opclass);
+    Oid proc = get_opfamily_proc(get_opclass_family(opclass), intype, intype, BTEQUALIMAGE_PROC);
+    return OidIsValid(proc) && DatumGetBool(OidFunctionCall1Coll(proc, coll, ObjectIdGetDatum(intype)));
+}
+
+// The delta rule of one aggregate, or why it has none.
+const char *classify_aggregate(Aggref *ag, List *ctx, DiffAgg *out) {
+    using Fn = sgivm::ViewShape::Aggregate::Fn;
+    char *name = get_func_name(ag->aggfnoid);
+    out->arg = pstrdup("");
+    out->state_type = pstrdup("");
+    if (ag->aggfilter) return psprintf("%s() with FILTER", name);
+    if (ag->aggorder) return psprintf("%s() with ORDER BY", name);
+    if (ag->aggstar) {
+        out->fn = static_cast<int>(Fn::CountStar);
+        return nullptr;
+    }
+    if (list_length(ag->args) != 1) return psprintf("%s() of several arguments", name);
+    Node *arg = reinterpret_cast<Node *>(static_cast<TargetEntry *>(linitial(ag->args))->expr);
+    Oid t = exprType(arg);
+    int32 tm = exprTypmod(arg);
+    out->arg = deparse_expression(arg, ctx, false, false);
+    out->state_type = format_type_with_typemod(t, tm);
+    bool ordered = OidIsValid(GetDefaultOpClass(t, BTREE_AM_OID)) && deterministic_collation(exprCollation(arg));
+    if (ag->aggdistinct) {
+        if (strcmp(name, "count") != 0) return psprintf("%s(DISTINCT ...)", name);
+        if (!ordered) return psprintf("count(DISTINCT ...) over %s, which has no default btree ordering or a nondeterministic collation", format_type_be(t));
+        out->fn = static_cast<int>(Fn::CountDistinct);
+        return nullptr;
+    }
+    if (strcmp(name, "count") == 0) {
+        out->fn = static_cast<int>(Fn::Count);
+        return nullptr;
+    }
+    if (strcmp(name, "sum") == 0 || strcmp(name, "avg") == 0) {
+        bool is_sum = name[0] == 's';
+        bool exact = t == INT2OID || t == INT4OID || t == INT8OID || (t == NUMERICOID && tm >= static_cast<int32>(VARHDRSZ));
+        if (!exact)
+            return psprintf("%s() over %s: floating point sums depend on the order of the additions, and a numeric "
+                            "without a declared scale prints the scale of the values it holds, so an incremental "
+                            "value could differ from the query's",
+                            name, format_type_with_typemod(t, tm));
+        out->fn = static_cast<int>(is_sum ? Fn::Sum : Fn::Avg);
+        out->state_type = is_sum ? format_type_be(ag->aggtype) : pstrdup(t == INT8OID || t == NUMERICOID ? "numeric" : "bigint");
+        out->nan = t == NUMERICOID;
+        return nullptr;
+    }
+    if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0) {
+        if (!ordered) return psprintf("%s() over %s, which has no default btree ordering or a nondeterministic collation", name, format_type_be(t));
+        if (!one_image_per_value(t, tm, exprCollation(arg)))
+            return psprintf("%s() over %s (equal values of it may print differently)", name, format_type_with_typemod(t, tm));
+        out->fn = static_cast<int>(name[1] == 'i' ? Fn::Min : Fn::Max);
+        return nullptr;
+    }
+    return psprintf("aggregate %s()", name);
+}
+
+Node *diff_mutator(Node *node, DiffContext *c);
+
+// A ranking over the groups (one row_number or rank column, one window): its ORDER BY keys over
+// the kept state, so that a change re-ranks only the range between a group's old and new
+// positions; or why not (the caller falls back to recomputing touched partitions).
+const char *plan_ranking(Query *q, DiffContext *c, List *ctx, Analysis *a) {
+    if (q->havingQual) return "HAVING under a ranking window";
+    if (list_length(q->windowClause) != 1) return "several windows";
+    int functions = 0;
+    ListCell *lc;
+    foreach (lc, q->targetList) {
+        Node *e = reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr);
+        if (!contain_window_function(e)) continue;
+        if (!IsA(e, WindowFunc) || static_cast<TargetEntry *>(lfirst(lc))->resjunk)
+            return "an expression over a window function (select the ranking itself)";
+        functions++;
+    }
+    if (functions != 1 || !a->rank_fn) return "more than one window function";
+    if (strcmp(a->rank_fn, "row_number") != 0 && strcmp(a->rank_fn, "rank") != 0)
+        return psprintf("%s() (row_number and rank are maintained by range)", a->rank_fn);
+    WindowClause *wc = static_cast<WindowClause *>(linitial(q->windowClause));
+    if (wc->orderClause == NIL) return "a ranking without ORDER BY";
+    foreach (lc, wc->orderClause) {
+        SortGroupClause *sc = static_cast<SortGroupClause *>(lfirst(lc));
+        Node *e = reinterpret_cast<Node *>(get_sortgroupclause_tle(sc, q->targetList)->expr);
+        TypeCacheEntry *tc = lookup_type_cache(exprType(e), TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+        if (sc->sortop != tc->lt_opr && sc->sortop != tc->gt_opr) return "a ranking ORDER BY with USING";
+        if (!deterministic_collation(exprCollation(e))) return "a ranking ORDER BY under a nondeterministic collation";
+        RankKey *k = static_cast<RankKey *>(palloc0(sizeof(RankKey)));
+        k->expr = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(e)), c), ctx, false, false);
+        k->type = format_type_with_typemod(exprType(e), exprTypmod(e));
+        k->desc = sc->sortop == tc->gt_opr;
+        k->nulls_first = sc->nulls_first;
+        a->rank_keys = lappend(a->rank_keys, k);
+    }
+    // the changes' scope becomes the groups; the partition bounds the ranges (a top-N keeps
+    // recomputing its touched partitions' first N, from the state)
+    a->rank_partition = a->scope;
+    if (a->top_n > 0) return nullptr;
+    a->scope = NIL;
+    for (int i = 0; i < list_length(a->group_exprs); i++) a->scope = lappend_int(a->scope, i);
+    return nullptr;
+}
+
+// A GROUP BY view's delta rules: its aggregates, and its outputs and HAVING over them, or the
+// reason it is recomputed by scope instead (a->fallback).
+void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, Analysis *a) {
+    if (sgivm::pg::guc_view_strategy == sgivm::pg::kStrategyRecompute) {
+        a->fallback = "stategrid_ivm.view_strategy was 'recompute' when the view was added";
+        return;
+    }
+    DiffContext c{NIL, NIL, nullptr};
+    ListCell *lc;
+    foreach (lc, group_tles) {
+        Node *e = reinterpret_cast<Node *>(static_cast<TargetEntry *>(lfirst(lc))->expr);
+        if (!OidIsValid(GetDefaultOpClass(exprType(e), BTREE_AM_OID)) || !deterministic_collation(exprCollation(e))) {
+            a->fallback = psprintf("GROUP BY over %s, which has no default btree ordering or a nondeterministic collation",
+                                   format_type_be(exprType(e)));
+            return;
+        }
+        if (!one_image_per_value(exprType(e), exprTypmod(e), exprCollation(e))) {
+            a->fallback = psprintf("GROUP BY over %s, whose equal values may print differently",
+                                   format_type_with_typemod(exprType(e), exprTypmod(e)));
+            return;
+        }
+        c.group_exprs = lappend(c.group_exprs, e);
+        a->group_types = lappend(a->group_types, format_type_with_typemod(exprType(e), exprTypmod(e)));
+    }
+    int column = 0;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if (tle->resjunk) continue;
+        if (q->hasWindowFuncs && IsA(tle->expr, WindowFunc)) {
+            a->rank_fn = get_func_name(reinterpret_cast<WindowFunc *>(tle->expr)->winfnoid);
+            a->rank_column = column;
+            a->outputs = lappend(a->outputs, pstrdup(""));  // (the rank: computed by range)
+        } else {
+            Node *m = diff_mutator(reinterpret_cast<Node *>(copyObjectImpl(tle->expr)), &c);
+            a->outputs = lappend(a->outputs, deparse_expression(m, ctx, false, false));
+        }
+        column++;
+    }
+    if (q->hasWindowFuncs && !c.fallback) c.fallback = plan_ranking(q, &c, ctx, a);
+    // (the kept state holds the rows WHERE admits: every statement over the input filters)
+    if (q->jointree->quals) a->filter = deparse_expression(q->jointree->quals, ctx, false, false);
+    if (q->havingQual) a->having = deparse_expression(diff_mutator(static_cast<Node *>(copyObjectImpl(q->havingQual)), &c), ctx, false, false);
+    foreach (lc, c.aggs) {
+        DiffAgg *d = static_cast<DiffAgg *>(palloc0(sizeof(DiffAgg)));
+        const char *why = classify_aggregate(static_cast<Aggref *>(lfirst(lc)), ctx, d);
+        if (why && !c.fallback) c.fallback = psprintf("%s has no delta rule yet", why);
+        a->aggs = lappend(a->aggs, d);
+    }
+    if (c.fallback) {
+        a->fallback = c.fallback;
+        a->aggs = NIL;
+        a->outputs = NIL;
+        a->having = nullptr;
+        if (a->rank_partition) a->scope = a->rank_partition;  // (recomputed by partition)
+        a->rank_fn = nullptr;
+        a->rank_keys = NIL;
+        a->rank_partition = NIL;
+        a->filter = nullptr;
+        return;
+    }
+    a->state_schema = OidIsValid(view_relid) ? pstrdup(quote_identifier(get_namespace_name(get_rel_namespace(view_relid))))
+                                             : pstrdup("pg_temp");
+}
+
+// SELECT * FROM (<ranking view's query>) r WHERE <ranking column> <= N (or < N): the inner
+// query, with a->top_n set; the query itself otherwise.
+Query *top_n_inner(Query *q, Analysis *a) {
+    if (q->commandType != CMD_SELECT || q->utilityStmt || q->setOperations || q->hasAggs || q->groupClause ||
+        q->hasWindowFuncs || q->distinctClause || q->sortClause || q->limitCount || q->limitOffset ||
+        q->hasSubLinks || q->cteList || q->havingQual || list_length(q->rtable) != 1 ||
+        list_length(q->jointree->fromlist) != 1 || !IsA(linitial(q->jointree->fromlist), RangeTblRef))
+        return q;
+    RangeTblEntry *rte = static_cast<RangeTblEntry *>(linitial(q->rtable));
+    if (rte->rtekind != RTE_SUBQUERY || !rte->subquery || !rte->subquery->hasWindowFuncs) return q;
+    Query *inner = rte->subquery;
+    // the outer select list: the inner columns as they are, in their order
+    ListCell *lc;
+    int n = 0;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+        TargetEntry *in = v ? get_tle_by_resno(inner->targetList, v->varattno) : nullptr;
+        if (tle->resjunk || !v || v->varlevelsup || v->varattno != ++n || !in || in->resjunk || !tle->resname ||
+            !in->resname || strcmp(tle->resname, in->resname) != 0)
+            return q;
+    }
+    if (n != list_length(inner->targetList)) {
+        int visible = 0;
+        foreach (lc, inner->targetList) visible += static_cast<TargetEntry *>(lfirst(lc))->resjunk ? 0 : 1;
+        if (n != visible) return q;
+    }
+    // WHERE ranking <= N, or ranking < N
+    Node *w = q->jointree->quals;
+    OpExpr *op = w && IsA(w, OpExpr) ? reinterpret_cast<OpExpr *>(w) : nullptr;
+    if (!op || list_length(op->args) != 2) return q;
+    char *opname = get_opname(op->opno);
+    Var *v = plain_var(static_cast<Node *>(linitial(op->args)));
+    Node *c = static_cast<Node *>(lsecond(op->args));
+    while (c && IsA(c, RelabelType)) c = reinterpret_cast<Node *>(reinterpret_cast<RelabelType *>(c)->arg);
+    if (!opname || !v || !c || !IsA(c, Const) || reinterpret_cast<Const *>(c)->constisnull) return q;
+    TargetEntry *rank = get_tle_by_resno(inner->targetList, v->varattno);
+    if (!rank || !IsA(rank->expr, WindowFunc)) return q;
+    Const *k = reinterpret_cast<Const *>(c);
+    int64 limit;
+    switch (k->consttype) {
+        case INT2OID: limit = DatumGetInt16(k->constvalue); break;
+        case INT4OID: limit = DatumGetInt32(k->constvalue); break;
+        case INT8OID: limit = DatumGetInt64(k->constvalue); break;
+        default: return q;
+    }
+    if (strcmp(opname, "<") == 0) limit--;
+    else if (strcmp(opname, "<=") != 0) return q;
+    if (limit < 1) refuse("a top-N filter that keeps no row", "Keep at least the first row: WHERE ranking <= 1.");
+    a->top_n = limit;
+    return inner;
+}
+
+void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
     ErrorContextCallback cb;
@@ -266,6 +578,10 @@ void analyse(const char *query_text, Analysis *a) {
     if (!IsA(rs->stmt, SelectStmt)) refuse("a statement other than SELECT", "Views are defined by a SELECT.");
     Query *q = parse_analyze_fixedparams(rs, query_text, nullptr, 0, nullptr);
     error_context_stack = cb.previous;
+    // Top-N: the ranking as a subquery, filtered to its first N. The rest analyses the ranking
+    // (the inner query); the view's query, for its table and for verify(), stays the whole.
+    Query *outer = q;
+    q = top_n_inner(q, a);
 
     // What the engine cannot maintain, before anything about names and keys: the first error
     // names the construct that is really unsupported.
@@ -532,12 +848,13 @@ void analyse(const char *query_text, Analysis *a) {
             a->group_columns = lappend(a->group_columns, pstrdup(tle->resname));
             a->key = lappend(a->key, pstrdup(tle->resname));
         }
+        plan_differential(q, group_tles, ctx, view_relid, a);
     }
 
     // Deparse with nothing on the search path, so every table is written schema-qualified.
     int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    a->deparsed = pg_get_querydef(q, false);
+    a->deparsed = pg_get_querydef(outer, false);
     AtEOXact_GUC(true, nest);
 }
 
@@ -549,7 +866,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
     Oid view_relid = PG_GETARG_OID(1);
     char *view_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
     Analysis a;
-    analyse(query, &a);
+    analyse(query, view_relid, &a);
     char *json = sgivm::pg::run_cpp([&] {
         sgivm::ViewShape s;
         s.kind = a.aggregate ? sgivm::ViewShape::Kind::Aggregate : sgivm::ViewShape::Kind::Projection;
@@ -574,6 +891,27 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             s.group_columns.emplace_back(static_cast<char *>(lfirst(lc2)));
         }
         foreach (lc, a.scope) s.scope.push_back(static_cast<size_t>(lfirst_int(lc)));
+        foreach (lc, a.aggs) {
+            const DiffAgg *d = static_cast<DiffAgg *>(lfirst(lc));
+            s.aggregates.push_back(
+                sgivm::ViewShape::Aggregate{static_cast<sgivm::ViewShape::Aggregate::Fn>(d->fn), d->arg, d->state_type, d->nan});
+        }
+        foreach (lc, a.group_types) s.group_types.emplace_back(static_cast<char *>(lfirst(lc)));
+        foreach (lc, a.outputs) s.outputs.emplace_back(static_cast<char *>(lfirst(lc)));
+        if (a.having) s.having = a.having;
+        if (a.filter) s.filter = a.filter;
+        if (a.fallback) s.fallback = a.fallback;
+        if (a.state_schema) s.state_schema = a.state_schema;
+        if (a.rank_fn && a.rank_keys) {
+            s.rank_fn = a.rank_fn;
+            s.rank_column = static_cast<size_t>(a.rank_column);
+            foreach (lc, a.rank_keys) {
+                const RankKey *k = static_cast<RankKey *>(lfirst(lc));
+                s.rank_order.push_back(sgivm::ViewShape::RankKey{k->expr, k->type, k->desc, k->nulls_first});
+            }
+            foreach (lc, a.rank_partition) s.rank_partition.push_back(static_cast<size_t>(lfirst_int(lc)));
+            s.top_n = a.top_n;
+        }
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;
             ListCell *c;

@@ -62,8 +62,7 @@ DryRun read_plan(const char *plan_json) {
                 Oid rel = static_cast<Oid>(relid);
                 return std::string(quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)), get_rel_name(rel)));
             });
-            create.push_back("CREATE TEMP TABLE IF NOT EXISTS " + sgivm::delta_table(relid).substr(8) + " (LIKE " + input +
-                             ") ON COMMIT DELETE ROWS");
+            create.push_back(sgivm::delta_table_ddl(relid, input));
         }
         for (auto &named : sgivm::pg::named_statements(plan)) {
             steps.push_back(named.first);

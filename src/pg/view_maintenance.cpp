@@ -3,6 +3,8 @@
 #include "pg/view_maintenance.hpp"
 
 extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 }
 
@@ -37,7 +39,11 @@ MaintainedView view_of(const StoredView &stored) {
     for (size_t i = 0; i < stored.plan.input_columns.size() && i < v.inputs.size(); i++)
         for (const std::string &column : stored.plan.input_columns[i]) v.uses.emplace_back(v.inputs[i], column);
     v.populate = p.populate;
+    v.state_tables = p.state_tables;
+    v.state_setup = p.state_setup;
+    v.state_fill = p.state_fill;
     v.captured[at(Step::Fill)] = statements_of(p.fill_affected);
+    v.captured[at(Step::State)] = statements_of(p.state_apply);
     v.captured[at(Step::Compute)] = statements_of(p.compute);
     v.captured[at(Step::Update)] = statements_of(p.update);
     v.captured[at(Step::Remove)] = statements_of(p.remove);
@@ -78,6 +84,32 @@ uint64 run_statements(std::vector<Statement> &statements, const char *what, cons
     return rows;
 }
 
+void run_all(const std::vector<std::string> &sqls) {
+    for (const std::string &sql : sqls)
+        if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+}
+
+// The view's kept state exists (made and filled from its inputs, as they are before this batch,
+// where a table of it is missing: a view planned by an update, or rebuilt). PostgreSQL-style.
+void ensure_state(MaintainedView &v) {
+    if (v.state_checked || v.state_tables.empty()) return;
+    bool missing = false;
+    for (const std::string &t : v.state_tables) {
+        Oid type = TEXTOID;
+        Datum arg = CStringGetTextDatum(t.c_str());
+        if (SPI_execute_with_args("SELECT pg_catalog.to_regclass($1) IS NULL", 1, &type, &arg, nullptr, true, 1) != SPI_OK_SELECT ||
+            SPI_processed != 1)
+            elog(ERROR, "stategrid_ivm: could not look for table %s", t.c_str());
+        bool isnull;
+        missing = missing || DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    if (missing) {
+        run_all(v.state_setup);
+        run_all(v.state_fill);
+    }
+    v.state_checked = true;
+}
+
 void analyze(const std::string &table) {
     std::string sql = "ANALYZE " + table;
     if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
@@ -91,6 +123,7 @@ uint64 maintain_view(MaintainedView &v, uint64 delta_rows) {
     // The planner must know how many keys or groups a batch touched (a few, or most of the
     // view): a work table without statistics passes for thousands of rows.
     analyze(affected_table(v.relid));
+    run_statements(v.statements(Step::State), "folding the changes into the state of", v);
     // Rows of the scope that changed are replaced (diff); when the input changes are many
     // against the recomputed scope (a backlog, a bulk load), most of it changes anyway and the
     // whole scope is replaced from the work table instead.
@@ -112,8 +145,8 @@ uint64 maintain_view(MaintainedView &v, uint64 delta_rows) {
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> named_statements(const StoredViewPlan &plan) {
-    static const char *const names[kSteps] = {"fill_affected", "compute",        "update",        "remove",
-                                              "recompute",     "replace_remove", "replace_insert"};
+    static const char *const names[kSteps] = {"fill_affected", "state_apply",    "compute",       "update",
+                                              "remove",        "recompute",      "replace_remove", "replace_insert"};
     MaintainedView v = view_of(StoredView{InvalidOid, "", plan});
     std::vector<std::pair<std::string, std::string>> out;
     for (size_t i = 0; i < kSteps; i++) {
@@ -180,8 +213,15 @@ std::vector<std::string> ViewSet::readers_of(Oid table, const std::string &colum
 void ViewSet::create_working_tables() {
     if (working_tables_version_ == version_) return;
     for (const MaintainedView &v : views_) {
+        // Made anew for a new view set: a view planned again (by an update) may have a working
+        // table of another shape than its old plan made in this session.
+        std::vector<std::string> drop;
+        for (const std::string &t : {delta_table(v.relid), affected_table(v.relid), new_rows_table(v.relid)})
+            drop.push_back("DROP TABLE IF EXISTS " + t);
         try {
             pg_call([&] {
+                for (const std::string &sql : drop)
+                    if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
                 for (const std::string &sql : v.setup)
                     if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
             });
@@ -199,6 +239,16 @@ void ViewSet::discard_working_tables() {
     working_tables_version_ = -1;
 }
 
+void ViewSet::ensure_states() {
+    for (MaintainedView &v : views_) {
+        try {
+            pg_call([&] { ensure_state(v); });
+        } catch (PgError &e) {
+            fail_naming_view(e, "making the kept state of", v.name);
+        }
+    }
+}
+
 void ViewSet::maintain(std::map<Oid, uint64> changed) {
     if (views_.empty()) return;
     uint64 batch_rows = 0;
@@ -211,6 +261,9 @@ void ViewSet::maintain(std::map<Oid, uint64> changed) {
     pg_call([&] {
         set_config_option("default_statistics_target", "10", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
                           false);
+        // JIT compiles the long expressions of the delta rules (a ranking's key comparisons)
+        // for seconds, to run them over a few rows: each statement's plan is estimated big.
+        set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR, false);
         if (batch_rows < 10000)
             set_config_option("random_page_cost", "1.1", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR,
                               false);
@@ -222,7 +275,10 @@ void ViewSet::maintain(std::map<Oid, uint64> changed) {
         changed[v.relid] = 0;
         if (delta_rows == 0) continue;
         try {
-            changed[v.relid] = pg_call([&] { return maintain_view(v, delta_rows); });
+            changed[v.relid] = pg_call([&] {
+                ensure_state(v);
+                return maintain_view(v, delta_rows);
+            });
         } catch (PgError &e) {
             fail_naming_view(e, "maintaining", v.name);
         }
@@ -230,13 +286,16 @@ void ViewSet::maintain(std::map<Oid, uint64> changed) {
 }
 
 void ViewSet::populate() {
-    for (const MaintainedView &v : views_) {
+    for (MaintainedView &v : views_) {
         std::string del = "DELETE FROM " + v.name;
         try {
             pg_call([&] {
+                run_all(v.state_setup);
+                run_all(v.state_fill);
                 if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", v.name.c_str());
                 if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
             });
+            v.state_checked = true;
         } catch (PgError &e) {
             fail_naming_view(e, "backfilling", v.name);
         }

@@ -19,8 +19,9 @@ extern "C" {
 namespace sgivm::pg {
 
 // The kinds of maintenance statement of a view's plan (ViewPlan), in the order a batch runs them.
-enum class Step { Fill, Compute, Update, Remove, Recompute, ReplaceRemove, ReplaceInsert };
-constexpr size_t kSteps = 7;
+// State folds the input deltas into the view's kept state (differential plans only).
+enum class Step { Fill, State, Compute, Update, Remove, Recompute, ReplaceRemove, ReplaceInsert };
+constexpr size_t kSteps = 8;
 
 // A statement of a view's plan, prepared on first use and kept for the session.
 struct Statement {
@@ -36,6 +37,9 @@ struct MaintainedView {
     std::vector<std::string> setup;                 // its working tables (idempotent)
     std::vector<std::pair<Oid, std::string>> uses;  // (input table, column) the query reads
     std::string populate;
+    // Kept state: its tables, made and filled once (ensure_state) where they are missing.
+    std::vector<std::string> state_tables, state_setup, state_fill;
+    bool state_checked = false;  // this session found or made the state (in a committed batch)
     bool read_by_views = false;  // another view reads this one: its changes are captured
     // The plan's statements by step, writing the view's changes to its delta table (captured)
     // or not; plans of 0.2.0 have neither update nor uncaptured ones, and plans of 0.1.0 no
@@ -69,11 +73,17 @@ public:
     // before the restricted operation: temporary tables).
     void create_working_tables();
     // After an abort, whose rollback took the working tables created in its transaction.
-    void working_tables_lost() { working_tables_version_ = -1; }
+    void working_tables_lost() {
+        working_tables_version_ = -1;
+        for (MaintainedView &v : views_) v.state_checked = false;  // (its creation may have been undone)
+    }
     // DISCARD TEMP: every temporary table of the session goes (the mirrors' delta tables too,
     // which they make again), so that the next batch copies the tables as they are now.
     void discard_working_tables();
 
+    // Before the mirrors: the kept state of every view, made and filled where it is missing
+    // (from its inputs as they are before the batch, which the batch's deltas then fold into).
+    void ensure_states();
     // After the mirrors: every view whose inputs changed (rows captured per input table, in
     // this batch), in dependency order, recomputed over the keys or groups the changes touched.
     void maintain(std::map<Oid, uint64> changed);

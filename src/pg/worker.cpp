@@ -464,6 +464,8 @@ bool PipelineWorker::apply_batch() {
     lock_pipeline(&locked_version);
     if ((!views_.empty() || views_.version() > 0) && locked_version != views_.version()) throw ViewSetChanged();
     become_owner();
+    // (a state filled after the mirrors would hold this batch's changes, then fold them again)
+    views_.ensure_states();
     for (auto &m : mirrors_) {
         m.second->captured = 0;
         m.second->ensure_delta_table();

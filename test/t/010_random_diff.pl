@@ -6,9 +6,17 @@
 # regions, names, usage types and phones; NULLs in every nullable column; primary-key updates
 # on both tables; deletes (users who have readings, too); readings of unknown users (the
 # foreign key is dropped); multi-row statements, transactions of random size, savepoints,
-# rollbacks, a rare TRUNCATE; and random pauses and resumes of the pipeline. Periodically and
-# at the end: sync(), then verify() must report every table ok. At the end the four tables are
-# also compared with the definitions of DESIGN.md §1 computed over the sources directly.
+# rollbacks, a rare TRUNCATE; duplicated readings, deletes of a day's largest or smallest
+# reading, amounts drawn from a few values (ties of extremes); random pauses and resumes of the
+# pipeline, and SIGKILLs of the worker while it applies. Periodically and at the end: sync(), then
+# verify() must report every table ok. At the end the four tables are also compared with the
+# definitions of DESIGN.md §1 computed over the sources directly.
+#
+# Aggregate views are kept twice, one planned with stategrid_ivm.view_strategy = 'recompute'
+# (suffix _r) and one with 'auto' (_a: delta rules over kept state), over the mirror (NULL group
+# keys), over the DWD detail (group moves when users change region) and over a DWS table (a view
+# over a view over a view), with WHERE, HAVING, count(DISTINCT) and min/max: each pair must
+# also agree row for row at every check (issue 15, item 4).
 #
 # Reproducible: the workload depends on the seed only (printed; SGIVM_TAP_SEED repeats it) and
 # is written to the test's log directory. SGIVM_RANDOM_OPS sets its size (default 3000);
@@ -20,7 +28,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use SgivmTap;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 
 my $seed = $ENV{SGIVM_TAP_SEED} // int(time() * 1000) % 1000000;
 srand($seed);
@@ -41,6 +49,7 @@ my $node = stategrid_node('random_diff', conf => qq{
 log_min_messages = warning
 log_statement = none
 stategrid_ivm.batch_size = $batch_size
+restart_after_crash = on
 });
 
 # ---- the deterministic workload ----------------------------------------------------------------
@@ -105,7 +114,8 @@ my @names  = ('张三', '李四', '王五', '赵六', '钱七', '孙八', '周�
 my @usages = ('居民', '商业', '工业');
 my %region_names = (1 => '北京', 2 => '上海', 3 => '广州', 4 => '深圳', 5 => '成都', 6 => '西安');
 
-sub amount { return sprintf('%.2f', rand() < 0.05 ? 0 : rand(500)) }
+# (a third of the amounts from a few values: ties, also of a group's extreme)
+sub amount { return rand() < 0.05 ? '0.00' : rand() < 0.3 ? one_of('10.00', '50.00', '250.00', '499.99') : sprintf('%.2f', rand(500)) }
 
 # a reading's time: one of 8 days, sometimes right at a day boundary
 sub reading_time
@@ -275,7 +285,20 @@ sub random_op
 		return sprintf('UPDATE power_user SET region_id = %s, region_name = %s WHERE region_id = %d;', $reg, $rn,
 			1 + int(rand(6)));
 	}
-	return insert_reading();
+	if ($r < 0.98)
+	{
+		# a duplicate: a reading equal to another but for its key
+		my $new = $next_reading++;
+		model('add', $readings, $new);
+		return "INSERT INTO power_consumption (consumption_id, user_id, consumption_amount, consumption_cost, consumption_date,"
+		  . ' meter_reading_before, meter_reading_after, remark) SELECT'
+		  . " $new, user_id, consumption_amount, consumption_cost, consumption_date, meter_reading_before,"
+		  . " meter_reading_after, remark FROM power_consumption WHERE consumption_id = $c;";
+	}
+	# the extreme of a reading's day goes (the model does not follow it, as for multi-row deletes)
+	return sprintf('DELETE FROM power_consumption WHERE consumption_id = (SELECT consumption_id FROM power_consumption'
+		  . ' WHERE consumption_date::date = (SELECT consumption_date::date FROM power_consumption WHERE consumption_id = %d)'
+		  . ' ORDER BY consumption_amount %s, consumption_id LIMIT 1);', $c, one_of('DESC NULLS LAST', 'ASC NULLS LAST'));
 }
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -296,12 +319,45 @@ $node->safe_psql('postgres', q{
 SELECT stategrid_ivm.create_pipeline('p');
 SELECT stategrid_ivm.add_source('p', 'power_user');
 SELECT stategrid_ivm.add_source('p', 'power_consumption');
-} . $warehouse . q{
-SELECT stategrid_ivm.start_pipeline('p');
-});
+} . $warehouse);
 is($node->safe_psql('postgres', q{SELECT string_agg(view_name, ',' ORDER BY view_id) FROM stategrid_ivm.view}),
 	'public.dwd_power_user_info,public.dwd_power_consumption_detail,public.dws_region_daily_stats,public.dws_user_ranking',
 	'the four State Grid views are defined');
+
+# Aggregate views under both strategies (name_r: recompute, name_a: auto), compared by check().
+my %pairs = (
+	# over the mirror: NULL user ids and dates are group keys and arguments
+	p_user => q{SELECT user_id, count(*) AS readings, count(consumption_date) AS dated, sum(consumption_cost) AS cost,
+	               min(consumption_date) AS first_at, max(remark) AS last_remark, count(DISTINCT remark) AS remarks
+	            FROM ods_power_consumption GROUP BY user_id HAVING count(*) >= 2},
+	# over the DWD detail: readings move between groups when their user changes region
+	p_region_day => q{SELECT region_id, consumption_date::date AS day, count(*) AS readings,
+	               sum(consumption_amount) AS total, round(avg(consumption_amount), 2) AS avg_amount,
+	               min(consumption_amount) AS lo, max(consumption_amount) AS hi, count(DISTINCT user_id) AS users,
+	               max(consumption_amount) - min(consumption_amount) AS spread
+	            FROM dwd_power_consumption_detail GROUP BY region_id, consumption_date::date},
+	p_large => q{SELECT usage_type, count(*) AS readings, sum(consumption_cost) AS cost, max(consumption_amount) AS hi,
+	               avg(consumption_cost) AS avg_cost
+	            FROM dwd_power_consumption_detail WHERE consumption_amount >= 250 GROUP BY usage_type},
+	# over a DWS table (itself over the DWD detail, over the mirrors)
+	p_region => q{SELECT region_id, count(*) AS days, sum(user_count) AS users, min(stat_date) AS first_day,
+	               max(stat_date) AS last_day, count(DISTINCT region_name) AS names
+	            FROM dws_region_daily_stats GROUP BY region_id});
+for my $name (sort keys %pairs)
+{
+	$node->safe_psql('postgres', qq{
+SET stategrid_ivm.view_strategy = 'recompute';
+SELECT stategrid_ivm.add_view('p', '${name}_r', \$v\$$pairs{$name}\$v\$);
+SET stategrid_ivm.view_strategy = 'auto';
+SELECT stategrid_ivm.add_view('p', '${name}_a', \$v\$$pairs{$name}\$v\$);
+});
+}
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(regexp_replace(view_name, '^public\.', '') || ' ' || strategy, ', ' ORDER BY view_name COLLATE "C")
+	FROM stategrid_ivm.views WHERE view_name ~ '^public\.p_'}),
+	join(', ', sort map { ("${_}_a differential", "${_}_r recompute") } keys %pairs),
+	'each pair has a differential and a recomputed view');
+$node->safe_psql('postgres', q{SELECT stategrid_ivm.start_pipeline('p')});
 
 # SGIVM_RANDOM_EXTRA_VIEWS=1: more views, over the other supported constructs, checked by verify too
 if ($ENV{SGIVM_RANDOM_EXTRA_VIEWS})
@@ -338,6 +394,31 @@ print $wl "-- seed $seed, batch_size $batch_size\n", join("\n", @initial), "\n";
 
 my $paused = 0;
 my @failures;
+my $kills = 0;
+
+# SIGKILL of the worker while it applies what a round just committed: the postmaster restarts
+# every backend, the pipeline goes on from its origin's progress (exactly once).
+sub kill_worker
+{
+	my $pid = $node->safe_psql('postgres', q{SELECT worker_pid FROM stategrid_ivm.pipelines WHERE name = 'p'});
+	return unless $pid =~ /^\d+$/;
+	usleep(int(rand(300_000)));
+	return unless kill('KILL', $pid);
+	$kills++;
+	print $wl "-- SIGKILL of the worker ($pid)\n";
+	for (1 .. 200)
+	{
+		last unless kill(0, $pid);
+		usleep(50_000);
+	}
+	# until the server answers again
+	for (1 .. 300)
+	{
+		my ($rc) = $node->psql('postgres', 'SELECT 1');
+		last if $rc == 0;
+		usleep(100_000);
+	}
+}
 
 # sync, then verify: every table must be ok
 sub check
@@ -366,7 +447,19 @@ sub check
 		diag("seed $seed, $label: verify failed for $bad (SGIVM_TAP_SEED=$seed repeats it; workload in $workload_file)");
 		push @failures, "$label: $bad";
 	}
-	print $wl "-- check $label: " . ($ok ? 'ok' : "FAILED $bad") . "\n";
+	# each pair of views, row for row as text
+	my $differ = $node->safe_psql('postgres', join(' UNION ALL ', map { qq{
+		SELECT '$_: ' || count(*) FROM ((SELECT t::text FROM ${_}_r t EXCEPT ALL SELECT t::text FROM ${_}_a t)
+		    UNION ALL (SELECT t::text FROM ${_}_a t EXCEPT ALL SELECT t::text FROM ${_}_r t)) d HAVING count(*) > 0} }
+		  sort keys %pairs));
+	$differ =~ s/\n/, /g;
+	if (!is($differ, '', "$label: each pair of views agrees"))
+	{
+		diag("seed $seed, $label: recomputed and differential views differ in rows: $differ");
+		push @failures, "$label: pairs $differ";
+		$ok = 0;
+	}
+	print $wl "-- check $label: " . ($ok ? 'ok' : "FAILED $bad $differ") . "\n";
 	return $ok;
 }
 
@@ -456,6 +549,7 @@ while ($ops < $ops_target)
 			last;
 		}
 		@round = ();
+		kill_worker() if !$paused && $kills < 3 && chance(0.3);
 	}
 	if ($ops >= $next_check)
 	{
@@ -466,7 +560,7 @@ while ($ops < $ops_target)
 }
 check("at the end ($ops operations)") if $last_check != $ops;
 close $wl;
-note "workload: $ops operations in $txns transactions ($rollbacks rolled back), $pauses pauses, $truncates truncates; in $workload_file";
+note "workload: $ops operations in $txns transactions ($rollbacks rolled back), $pauses pauses, $truncates truncates, $kills worker kills; in $workload_file";
 
 # ---- the four tables against DESIGN.md §1 computed over the sources -----------------------------
 my %oracle = (
@@ -518,10 +612,13 @@ my $status = $node->safe_psql('postgres', q{
 like($status, qr/^running /, "pipeline still running ($status)");
 note 'tables: ' . $node->safe_psql('postgres', q{
 	SELECT string_agg(view_name || ' ' || rows, ', ' ORDER BY view_name) FROM stategrid_ivm.views});
+note 'pairs (rows of the differential view): ' . $node->safe_psql('postgres', 'SELECT ' .
+	join(" || ', ' || ", map { qq{'$_ ' || (SELECT count(*) FROM ${_}_a)} } sort keys %pairs));
 diag("seed $seed failed: " . join('; ', @failures)) if @failures;
 
 my $log = slurp_file($node->logfile);
-my $crashes = () = $log =~ /was terminated by signal/g;
+# (the worker kills above are signal 9; nothing else may crash)
+my $crashes = () = $log =~ /was terminated by signal (?!9)/g;
 is($crashes, 0, 'no server process crashed');
 
 $node->stop;
