@@ -64,6 +64,35 @@ std::vector<std::string> prefixed(const std::string &prefix, const std::string &
     return v;
 }
 
+// The ranking's keys over a state row with prefix `t` ("t." or ""): the ORDER BY's, then (for
+// row_number, whose ties PostgreSQL numbers in any order) the group columns.
+std::vector<Key> ranking_keys(const ViewShape &s, const std::string &t) {
+    std::vector<Key> k;
+    const std::vector<std::string> av = state::agg_values(s, t), gv = state::group_values(s, t);
+    for (const ViewShape::RankKey &r : s.rank_order) k.push_back(Key{state::substitute(r.expr, av, gv), r.type, r.desc, r.nulls_first});
+    if (s.rank_fn == "row_number")
+        for (size_t i = 0; i < s.group_exprs.size(); i++) k.push_back(Key{gv[i], s.group_types[i], false, false});
+    return k;
+}
+
+std::vector<std::string> key_exprs(const std::vector<Key> &keys) {
+    std::vector<std::string> v;
+    for (const Key &k : keys) v.push_back(k.expr);
+    return v;
+}
+
+// The state in the ranking's order (partition, keys): the range, its edges and a top-N's first
+// N are read through it.
+std::string order_index(const ViewShape &s) {
+    const std::vector<Key> keys = ranking_keys(s, "");
+    std::vector<std::string> cols, bare;
+    for (size_t i : s.rank_partition) cols.push_back(state::g(i));
+    for (const Key &k : keys) bare.push_back("(" + k.expr + ")");
+    cols.push_back(order_by(keys, bare, false));
+    return "CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_order") + " ON " +
+           state::state_name(s) + " (" + join(cols, ", ") + ")";
+}
+
 }  // namespace
 
 void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
@@ -74,24 +103,9 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     const std::string rk = "pg_temp.sgivm_rk_" + rel, rr = "pg_temp.sgivm_rr_" + rel;
     const bool row_number = s.rank_fn == "row_number";
 
-    // The keys over a state row with prefix `t`: the ORDER BY's, then (row_number) the groups.
-    auto keys_of = [&](const std::string &t) {
-        std::vector<Key> k;
-        const std::vector<std::string> av = state::agg_values(s, t), gv = state::group_values(s, t);
-        for (const ViewShape::RankKey &r : s.rank_order)
-            k.push_back(Key{state::substitute(r.expr, av, gv), r.type, r.desc, r.nulls_first});
-        if (row_number)
-            for (size_t i = 0; i < ng; i++) k.push_back(Key{gv[i], s.group_types[i], false, false});
-        return k;
-    };
-    const std::vector<Key> kt = keys_of("t."), kbare = keys_of("");
+    const std::vector<Key> kt = ranking_keys(s, "t.");
     const size_t nk = kt.size();
-    auto exprs = [](const std::vector<Key> &k) {
-        std::vector<std::string> v;
-        for (const Key &x : k) v.push_back(x.expr);
-        return v;
-    };
-    const std::vector<std::string> kt_e = exprs(kt);
+    const std::vector<std::string> kt_e = key_exprs(kt);
     std::vector<std::string> part_t, part_types, gcols_t;
     for (size_t i : s.rank_partition) {
         part_t.push_back("t." + state::g(i));
@@ -115,14 +129,7 @@ void plan_ranking_range(const ViewShape &s, ViewPlan &p) {
     rr_defs.push_back("sgivm_base bigint");
     p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS sgivm_rk_" + rel + " (" + join(rk_defs, ", ") + ") ON COMMIT DELETE ROWS");
     p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS sgivm_rr_" + rel + " (" + join(rr_defs, ", ") + ") ON COMMIT DELETE ROWS");
-    // The state in the ranking's order, for the range and the rows at its edges.
-    std::vector<std::string> idx_cols;
-    for (size_t i : s.rank_partition) idx_cols.push_back(state::g(i));
-    std::vector<std::string> bare;
-    for (const Key &k : kbare) bare.push_back("(" + k.expr + ")");
-    idx_cols.push_back(order_by(kbare, bare, false));
-    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + rel + "_order") + " ON " + st + " (" +
-                            join(idx_cols, ", ") + ")");
+    p.state_setup.push_back(order_index(s));
 
     // 1. The changed groups' keys: before the fold (first statement of the batch), and after it.
     // A batch that changed many groups (a backlog, a bulk load) ranks its touched partitions
@@ -317,29 +324,14 @@ void plan_top_n(const ViewShape &s, ViewPlan &p) {
     if (s.top_n <= 0 || (s.rank_fn != "row_number" && s.rank_fn != "rank") || s.rank_partition.empty())
         throw std::runtime_error("no top-N ranking to plan");
     if (s.scope != s.rank_partition) throw std::runtime_error("a top-N is maintained per partition");
-    const size_t ng = s.group_exprs.size(), np = s.rank_partition.size();
+    const size_t np = s.rank_partition.size();
     const std::string st = state::state_name(s), aff = affected_table(s.view_relid), rel = std::to_string(s.view_relid);
     const bool row_number = s.rank_fn == "row_number";
     const std::string n = std::to_string(s.top_n);
-    const std::vector<std::string> av = state::agg_values(s, "t."), gv = state::group_values(s, "t."),
-                                   av_bare = state::agg_values(s, ""), gv_bare = state::group_values(s, "");
-    std::vector<Key> kt, kbare;
-    for (const ViewShape::RankKey &r : s.rank_order) {
-        kt.push_back(Key{state::substitute(r.expr, av, gv), r.type, r.desc, r.nulls_first});
-        kbare.push_back(Key{"(" + state::substitute(r.expr, av_bare, gv_bare) + ")", r.type, r.desc, r.nulls_first});
-    }
-    if (row_number)
-        for (size_t i = 0; i < ng; i++) {
-            kt.push_back(Key{gv[i], s.group_types[i], false, false});
-            kbare.push_back(Key{gv_bare[i], s.group_types[i], false, false});
-        }
-    std::vector<std::string> kt_e, kbare_e, idx_cols;
-    for (const Key &k : kt) kt_e.push_back(k.expr);
-    for (const Key &k : kbare) kbare_e.push_back(k.expr);
-    for (size_t i : s.rank_partition) idx_cols.push_back(state::g(i));
-    idx_cols.push_back(order_by(kbare, kbare_e, false));
-    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + rel + "_order") + " ON " + st + " (" +
-                            join(idx_cols, ", ") + ")");
+    const std::vector<std::string> av = state::agg_values(s, "t."), gv = state::group_values(s, "t.");
+    const std::vector<Key> kt = ranking_keys(s, "t.");
+    const std::vector<std::string> kt_e = key_exprs(kt);
+    p.state_setup.push_back(order_index(s));
 
     const std::vector<std::string> ak = sql::aff_columns(np);
     std::vector<std::string> eq, same, any_null;
