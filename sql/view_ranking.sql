@@ -302,6 +302,16 @@ INSERT INTO reading
 SELECT 5000 + i, nullif(i % 4, 3), nullif(i % 7, 6), i % 3, CASE WHEN i % 11 = 0 THEN NULL ELSE (i % 5) * 10 END
 FROM generate_series(1, 80) i;
 SELECT * FROM step('refilled after the TRUNCATE');
+-- A batch of more than 5,000 changed groups ranks its touched partitions whole, from the state
+-- (the range statements then find no keys); then a small batch by range again.
+INSERT INTO reading
+SELECT 20000 + i, nullif(i % 4, 3), 100 + i, i % 3, CASE WHEN i % 13 = 0 THEN NULL ELSE (i % 7) * 10 END
+FROM generate_series(1, 6000) i;
+SELECT * FROM step('6,000 new groups in one batch');
+UPDATE reading SET amount = 1000 WHERE id IN (20007, 20100);
+SELECT * FROM step('then two groups move by range');
+DELETE FROM reading WHERE id > 20000 AND id % 2 = 0;
+SELECT * FROM step('3,000 groups gone in one batch');
 
 SELECT stategrid_ivm.drop_pipeline('vrk', true);
 DROP SCHEMA view_ranking CASCADE;
