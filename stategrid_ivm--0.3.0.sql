@@ -666,6 +666,18 @@ BEGIN
     IF view_name IS NULL OR query IS NULL THEN
         RAISE EXCEPTION 'add_view needs a view name and a query' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- pg_ivm's form of a name with a column list, mv(a, b): the query's columns renamed, as
+    -- SELECT * FROM (query) AS sgivm_columns(a, b) (the analyser keeps the inner query)
+    IF view_name ~ '\([^()]*\)\s*$' THEN
+        SELECT string_agg(format('%I', (parse_ident(btrim(c)))[1]), ', ')
+        INTO v_stmt
+        FROM unnest(string_to_array(substring(view_name FROM '\(([^()]*)\)\s*$'), ',')) AS c;
+        IF v_stmt IS NULL THEN
+            RAISE EXCEPTION 'invalid view name "%": the column list is empty', view_name USING ERRCODE = 'invalid_name';
+        END IF;
+        view_name := btrim(substring(view_name FROM '^(.*)\([^()]*\)\s*$'));
+        query := format('SELECT * FROM (%s) AS sgivm_columns(%s)', query, v_stmt);
+    END IF;
     -- analysed as the caller, with the caller's search_path, like any query they run
     v_analysed := stategrid_ivm._run_as(v_caller,
         format('SELECT stategrid_ivm._plan_view(%L, 0, %L), pg_catalog.current_schema()', query, 'x'), p_search_path);

@@ -975,6 +975,34 @@ void analyse_join(Query *q, Analysis *a) {
     a->general_join = true;
 }
 
+// SELECT * FROM (<query>) AS alias(columns): the inner query, its columns renamed (add_view's
+// form of pg_ivm's column list, mv(a, b), and the plain renaming a user may write).
+Query *unwrap_renaming(Query *q) {
+    if (list_length(q->rtable) != 1 || list_length(q->jointree->fromlist) != 1 || q->jointree->quals || q->hasAggs ||
+        q->groupClause || q->havingQual || q->hasWindowFuncs || q->distinctClause || q->sortClause || q->limitCount ||
+        q->limitOffset || q->setOperations || q->cteList || q->hasSubLinks || q->hasTargetSRFs || q->rowMarks ||
+        q->commandType != CMD_SELECT || q->utilityStmt)
+        return q;
+    RangeTblEntry *rte = static_cast<RangeTblEntry *>(linitial(q->rtable));
+    if (rte->rtekind != RTE_SUBQUERY || !IsA(linitial(q->jointree->fromlist), RangeTblRef)) return q;
+    Query *inner = rte->subquery;
+    // the outer select list: every column of the subquery, in order
+    List *inner_out = NIL;
+    ListCell *lc;
+    foreach (lc, inner->targetList)
+        if (!static_cast<TargetEntry *>(lfirst(lc))->resjunk) inner_out = lappend(inner_out, lfirst(lc));
+    int n = 0;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+        if (tle->resjunk || !v || v->varno != 1 || v->varlevelsup || v->varattno != ++n) return q;
+    }
+    if (n != list_length(inner_out)) return q;
+    int i = 0;
+    foreach (lc, q->targetList) static_cast<TargetEntry *>(list_nth(inner_out, i++))->resname = static_cast<TargetEntry *>(lfirst(lc))->resname;
+    return inner;
+}
+
 void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
@@ -992,6 +1020,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     error_context_stack = cb.previous;
     // Top-N: the ranking as a subquery, filtered to its first N. The rest analyses the ranking
     // (the inner query); the view's query, for its table and for verify(), stays the whole.
+    q = unwrap_renaming(q);
     Query *outer = q;
     q = top_n_inner(q, a);
 
