@@ -122,19 +122,25 @@ SELECT stategrid_ivm.add_view('vref', 'v_sub', $q$
     SELECT user_id, SUM(consumption_amount) AS total FROM dwd_detail GROUP BY user_id
     HAVING SUM(consumption_amount) > (SELECT AVG(consumption_amount) FROM ods_power_consumption)
 $q$);
--- in FROM
+-- in FROM and WITH: a subquery of one table with conditions is inlined (sql/view_ops_join.sql);
+-- one with aggregates or over a join is refused, and so are recursive and data-modifying WITH
 SELECT stategrid_ivm.add_view('vref', 'v_sub', $q$
-    SELECT s.consumption_id, s.consumption_amount
-    FROM (SELECT * FROM ods_power_consumption WHERE consumption_amount > 0) s
+    SELECT s.user_id, s.total
+    FROM (SELECT user_id, SUM(consumption_amount) AS total FROM ods_power_consumption GROUP BY user_id) s
+    WHERE s.total > 100
 $q$);
 SELECT stategrid_ivm.add_view('vref', 'v_sub', $q$
-    SELECT c.consumption_id, u.user_name
-    FROM ods_power_consumption c LEFT JOIN (SELECT * FROM ods_power_user) u ON c.user_id = u.user_id
+    SELECT s.consumption_id, s.user_name
+    FROM (SELECT c.consumption_id, u.user_name FROM ods_power_consumption c JOIN ods_power_user u USING (user_id)) s
+    WHERE s.user_name <> ''
 $q$);
--- a CTE
 SELECT stategrid_ivm.add_view('vref', 'v_cte', $q$
-    WITH big AS (SELECT * FROM ods_power_consumption WHERE consumption_amount > 100)
-    SELECT consumption_id, consumption_amount FROM big
+    WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3)
+    SELECT consumption_id, n FROM ods_power_consumption, r
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_cte', $q$
+    WITH gone AS (DELETE FROM ods_power_consumption RETURNING consumption_id)
+    SELECT consumption_id, consumption_amount FROM ods_power_consumption
 $q$);
 -- functions and VALUES in FROM, set-returning functions in the select list, no FROM at all
 SELECT stategrid_ivm.add_view('vref', 'v_fn', 'SELECT g AS n FROM generate_series(1, 3) g');

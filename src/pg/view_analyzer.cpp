@@ -28,6 +28,7 @@ extern "C" {
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -975,6 +976,112 @@ void analyse_join(Query *q, Analysis *a) {
     a->general_join = true;
 }
 
+// ---- subqueries in FROM and WITH: inlined -----------------------------------------------------
+
+// A subquery that is only tables, joins and conditions: inlined into the query that reads it.
+bool simple_subquery(Query *sq) {
+    return sq->commandType == CMD_SELECT && !sq->utilityStmt && !sq->hasAggs && !sq->groupClause && !sq->havingQual &&
+           !sq->hasWindowFuncs && !sq->distinctClause && !sq->setOperations && !sq->limitCount && !sq->limitOffset &&
+           !sq->cteList && !sq->hasSubLinks && !sq->hasTargetSRFs && !sq->rowMarks && !sq->groupingSets &&
+           list_length(sq->jointree->fromlist) == 1;
+}
+
+// Puts `item` where RangeTblRef `rtindex` is in the join tree `n`, and its conditions where they
+// keep their meaning: the ON clause of an inner join or of the join whose nullable side it is,
+// or WHERE at the top. False if not found; refuses a subquery with conditions on an outer
+// join's preserved side.
+bool place_subquery(Node **n, int rtindex, Node *item, Node *quals, Query *q, JoinExpr *parent, bool parent_nullable_side) {
+    if (IsA(*n, RangeTblRef)) {
+        if (reinterpret_cast<RangeTblRef *>(*n)->rtindex != rtindex) return false;
+        *n = item;
+        if (!quals) return true;
+        Node **target = nullptr;
+        if (!parent)
+            target = &q->jointree->quals;
+        else if (parent->jointype == JOIN_INNER || parent_nullable_side)
+            target = &parent->quals;
+        else
+            refuse("a subquery with WHERE on the preserved side of an outer join",
+                   "Move its conditions into the outer query's WHERE, or define it as a view of its own (add_view).");
+        *target = *target ? reinterpret_cast<Node *>(makeBoolExpr(AND_EXPR, list_make2(*target, quals), -1)) : quals;
+        return true;
+    }
+    if (IsA(*n, JoinExpr)) {
+        JoinExpr *j = reinterpret_cast<JoinExpr *>(*n);
+        return place_subquery(&j->larg, rtindex, item, quals, q, j, j->jointype == JOIN_RIGHT) ||
+               place_subquery(&j->rarg, rtindex, item, quals, q, j, j->jointype == JOIN_LEFT);
+    }
+    return false;
+}
+
+// The query with its subqueries in FROM and its WITH queries (non-recursive SELECTs, referenced
+// in FROM) inlined, as far as they are only tables, joins and conditions: the general join then
+// sees their tables as its own.
+Query *inline_subqueries(Query *q) {
+    ListCell *lc;
+    // every WITH query: a SELECT, not recursive (one unread is dropped: it changes nothing)
+    foreach (lc, q->cteList) {
+        CommonTableExpr *cte = static_cast<CommonTableExpr *>(lfirst(lc));
+        if (cte->cterecursive) refuse("WITH RECURSIVE", "A recursive query has no delta rules here; maintain its input tables.");
+        if (castNode(Query, cte->ctequery)->commandType != CMD_SELECT)
+            refuse("a data-modifying statement in WITH", "A view only reads: pass the SELECT alone.");
+    }
+    foreach (lc, q->rtable) {
+        RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind != RTE_CTE) continue;
+        if (rte->ctelevelsup != 0) refuse("a WITH query read inside a subquery", "Read it in the main query's FROM.");
+        CommonTableExpr *cte = nullptr;
+        ListCell *c;
+        foreach (c, q->cteList)
+            if (strcmp(static_cast<CommonTableExpr *>(lfirst(c))->ctename, rte->ctename) == 0) cte = static_cast<CommonTableExpr *>(lfirst(c));
+        if (!cte) refuse("this WITH query", nullptr);
+        if (cte->cterecursive) refuse("WITH RECURSIVE", "A recursive query has no delta rules here; maintain its input tables.");
+        Query *cq = castNode(Query, cte->ctequery);
+        if (cq->commandType != CMD_SELECT) refuse("a data-modifying statement in WITH", nullptr);
+        rte->rtekind = RTE_SUBQUERY;
+        rte->subquery = static_cast<Query *>(copyObjectImpl(cq));
+        rte->ctename = nullptr;
+        rte->ctelevelsup = 0;
+    }
+    // (in place: the subquery's table takes the subquery's place in the range table, so that
+    // joins keep referring to earlier entries only)
+    for (int s = 1; s <= list_length(q->rtable); s++) {
+        RangeTblEntry *rte = rt_fetch(s, q->rtable);
+        if (rte->rtekind != RTE_SUBQUERY || !rte->inFromCl) continue;
+        Query *sq = inline_subqueries(static_cast<Query *>(copyObjectImpl(rte->subquery)));
+        if (!simple_subquery(sq))
+            refuse("a subquery in FROM with aggregates, DISTINCT, LIMIT, set operations or subqueries of its own",
+                   "Define the subquery as a view of its own (add_view) and select from that view.");
+        if (list_length(sq->rtable) != 1 || !IsA(linitial(sq->jointree->fromlist), RangeTblRef) ||
+            rt_fetch(1, sq->rtable)->rtekind != RTE_RELATION)
+            refuse("a subquery in FROM over more than one table",
+                   "Define the subquery as a view of its own (add_view) and select from that view.");
+        ChangeVarNodes(reinterpret_cast<Node *>(sq), 1, s, 0);
+        // the outer query's columns of the subquery are its select list's expressions
+        q = reinterpret_cast<Query *>(ReplaceVarsFromTargetList(reinterpret_cast<Node *>(q), s, 0, rte, sq->targetList,
+                                                                REPLACEVARS_REPORT_ERROR, 0, &q->hasSubLinks));
+        RangeTblEntry *table = rt_fetch(1, sq->rtable);
+        const char *alias = rt_fetch(s, q->rtable)->eref->aliasname;
+        table->alias = makeAlias(alias, NIL);
+        table->eref->aliasname = pstrdup(alias);
+        list_nth_cell(q->rtable, s - 1)->ptr_value = table;
+        bool placed = false;
+        RangeTblRef *ref = makeNode(RangeTblRef);
+        ref->rtindex = s;
+        foreach (lc, q->jointree->fromlist) {
+            Node *n = static_cast<Node *>(lfirst(lc));
+            if (place_subquery(&n, s, reinterpret_cast<Node *>(ref), sq->jointree->quals, q, nullptr, false)) {
+                lfirst(lc) = n;
+                placed = true;
+                break;
+            }
+        }
+        if (!placed) refuse("this subquery in FROM", nullptr);
+    }
+    q->cteList = NIL;
+    return q;
+}
+
 // SELECT * FROM (<query>) AS alias(columns): the inner query, its columns renamed (add_view's
 // form of pg_ivm's column list, mv(a, b), and the plain renaming a user may write).
 Query *unwrap_renaming(Query *q) {
@@ -1023,6 +1130,10 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     q = unwrap_renaming(q);
     Query *outer = q;
     q = top_n_inner(q, a);
+    if (q == outer && (q->cteList || q->rtable)) {
+        q = inline_subqueries(q);
+        outer = q;
+    }
 
     // What the engine cannot maintain, before anything about names and keys: the first error
     // names the construct that is really unsupported.
@@ -1112,6 +1223,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     // Inputs: every range table entry must be a plain table.
     foreach (lc, q->rtable) {
         RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind == RTE_SUBQUERY && !rte->inFromCl) continue;  // inlined
         if (rte->rtekind == RTE_SUBQUERY) refuse("a subquery in FROM", "Define the subquery as its own view and select from that.");
         if (rte->rtekind == RTE_FUNCTION) refuse("a function in FROM", nullptr);
         if (rte->rtekind == RTE_VALUES) refuse("VALUES in FROM", nullptr);
