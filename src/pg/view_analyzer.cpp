@@ -685,7 +685,7 @@ bool column_equality(JoinWalk *w, Node *n, int *occ1, AttrNumber *att1, int *occ
 }
 
 // The occurrences of a FROM item, in order; edges for outer joins (a change on the nullable side
-// touches the preserved rows it matches) and for inner joins inside a nullable side (a change
+// touches the preserved rows it matches) and for every join inside a nullable side (a change
 // there changes the side's rows the outer join matches).
 List *walk_from(JoinWalk *w, Node *n, bool under_nullable) {
     if (IsA(n, RangeTblRef)) {
@@ -760,8 +760,10 @@ List *walk_from(JoinWalk *w, Node *n, bool under_nullable) {
                      occ_column(w, too, ta));
         }
     };
-    if (right_nullable || (under_nullable && j->jointype == JOIN_INNER)) edges_to(true);
-    if (left_nullable || (under_nullable && j->jointype == JOIN_INNER)) edges_to(false);
+    // (inside a nullable side, any join's rows matter as a whole to the outer join above: a
+    // change of either side's rows changes which of them exist)
+    if (right_nullable || under_nullable) edges_to(true);
+    if (left_nullable || under_nullable) edges_to(false);
     return list_concat(l, r);
 }
 
