@@ -44,10 +44,11 @@ std::string occ_match(const std::string &aff, size_t i, const std::vector<std::s
     for (size_t j = 0; j < exprs.size(); j++) {
         any_null_aff.push_back(a[j] + " IS NULL");
         any_null_row.push_back("(" + exprs[j] + ") IS NULL");
-        match.push_back("x." + a[j] + " IS NOT DISTINCT FROM (" + exprs[j] + ")");
+        match.push_back("sgivm_x." + a[j] + " IS NOT DISTINCT FROM (" + exprs[j] + ")");
     }
+    // (the affected table's alias is apart from the query's: a user's alias x is common)
     return "(SELECT EXISTS (SELECT 1 FROM " + aff + " WHERE " + o + " AND (" + join(any_null_aff, " OR ") + "))) AND (" +
-           join(any_null_row, " OR ") + ") AND EXISTS (SELECT 1 FROM " + aff + " x WHERE x." + o + " AND " +
+           join(any_null_row, " OR ") + ") AND EXISTS (SELECT 1 FROM " + aff + " sgivm_x WHERE sgivm_x." + o + " AND " +
            join(match, " AND ") + ")";
 }
 

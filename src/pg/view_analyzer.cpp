@@ -38,6 +38,7 @@ extern "C" {
 #include "utils/ruleutils.h"
 
 PG_FUNCTION_INFO_V1(sgivm_plan_view);
+PG_FUNCTION_INFO_V1(sgivm_split_view);
 }
 
 #include "core/view_plan.hpp"
@@ -1016,46 +1017,62 @@ bool place_subquery(Node **n, int rtindex, Node *item, Node *quals, Query *q, Jo
     return false;
 }
 
-// The query with its subqueries in FROM and its WITH queries (non-recursive SELECTs, referenced
-// in FROM) inlined, as far as they are only tables, joins and conditions: the general join then
-// sees their tables as its own.
-Query *inline_subqueries(Query *q) {
+// WITH queries read in FROM (non-recursive SELECTs) become subqueries, at every level of
+// subqueries in FROM (`ctes`: the WITH lists around q, innermost first).
+void ctes_to_subqueries(Query *q, List *ctes) {
     ListCell *lc;
-    // every WITH query: a SELECT, not recursive (one unread is dropped: it changes nothing)
     foreach (lc, q->cteList) {
         CommonTableExpr *cte = static_cast<CommonTableExpr *>(lfirst(lc));
         if (cte->cterecursive) refuse("WITH RECURSIVE", "A recursive query has no delta rules here; maintain its input tables.");
         if (castNode(Query, cte->ctequery)->commandType != CMD_SELECT)
             refuse("a data-modifying statement in WITH", "A view only reads: pass the SELECT alone.");
     }
+    ctes = lcons(q->cteList, ctes);
     foreach (lc, q->rtable) {
         RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
-        if (rte->rtekind != RTE_CTE) continue;
-        if (rte->ctelevelsup != 0) refuse("a WITH query read inside a subquery", "Read it in the main query's FROM.");
-        CommonTableExpr *cte = nullptr;
-        ListCell *c;
-        foreach (c, q->cteList)
-            if (strcmp(static_cast<CommonTableExpr *>(lfirst(c))->ctename, rte->ctename) == 0) cte = static_cast<CommonTableExpr *>(lfirst(c));
-        if (!cte) refuse("this WITH query", nullptr);
-        if (cte->cterecursive) refuse("WITH RECURSIVE", "A recursive query has no delta rules here; maintain its input tables.");
-        Query *cq = castNode(Query, cte->ctequery);
-        if (cq->commandType != CMD_SELECT) refuse("a data-modifying statement in WITH", nullptr);
-        rte->rtekind = RTE_SUBQUERY;
-        rte->subquery = static_cast<Query *>(copyObjectImpl(cq));
-        rte->ctename = nullptr;
-        rte->ctelevelsup = 0;
+        if (rte->rtekind == RTE_CTE) {
+            if (rte->ctelevelsup >= static_cast<Index>(list_length(ctes))) refuse("this WITH query", nullptr);
+            CommonTableExpr *cte = nullptr;
+            ListCell *c;
+            foreach (c, static_cast<List *>(list_nth(ctes, static_cast<int>(rte->ctelevelsup))))
+                if (strcmp(static_cast<CommonTableExpr *>(lfirst(c))->ctename, rte->ctename) == 0)
+                    cte = static_cast<CommonTableExpr *>(lfirst(c));
+            if (!cte) refuse("this WITH query", nullptr);
+            Query *cq = static_cast<Query *>(copyObjectImpl(cte->ctequery));
+            // (a WITH query of an outer level reads that level's WITH queries: one level up now)
+            ctes_to_subqueries(cq, list_copy_tail(ctes, static_cast<int>(rte->ctelevelsup) + 1));
+            rte->rtekind = RTE_SUBQUERY;
+            rte->subquery = cq;
+            rte->ctename = nullptr;
+            rte->ctelevelsup = 0;
+        } else if (rte->rtekind == RTE_SUBQUERY && rte->subquery) {
+            ctes_to_subqueries(rte->subquery, ctes);
+        }
     }
+    q->cteList = NIL;
+}
+
+// The query with its subqueries in FROM (WITH queries made subqueries first) inlined, as far as
+// they are one table with conditions: the general join then sees their tables as its own.
+// strict: refuse a subquery that is not; else leave it (split_view makes it a view).
+Query *inline_subqueries(Query *q, bool strict) {
+    ListCell *lc;
     // (in place: the subquery's table takes the subquery's place in the range table, so that
     // joins keep referring to earlier entries only)
     for (int s = 1; s <= list_length(q->rtable); s++) {
         RangeTblEntry *rte = rt_fetch(s, q->rtable);
         if (rte->rtekind != RTE_SUBQUERY || !rte->inFromCl) continue;
-        Query *sq = inline_subqueries(static_cast<Query *>(copyObjectImpl(rte->subquery)));
+        Query *sq = inline_subqueries(static_cast<Query *>(copyObjectImpl(rte->subquery)), strict);
+        bool one_table = simple_subquery(sq) && list_length(sq->rtable) == 1 && IsA(linitial(sq->jointree->fromlist), RangeTblRef) &&
+                         rt_fetch(1, sq->rtable)->rtekind == RTE_RELATION;
+        if (!one_table && !strict) {
+            rte->subquery = sq;
+            continue;
+        }
         if (!simple_subquery(sq))
             refuse("a subquery in FROM with aggregates, DISTINCT, LIMIT, set operations or subqueries of its own",
                    "Define the subquery as a view of its own (add_view) and select from that view.");
-        if (list_length(sq->rtable) != 1 || !IsA(linitial(sq->jointree->fromlist), RangeTblRef) ||
-            rt_fetch(1, sq->rtable)->rtekind != RTE_RELATION)
+        if (!one_table)
             refuse("a subquery in FROM over more than one table",
                    "Define the subquery as a view of its own (add_view) and select from that view.");
         ChangeVarNodes(reinterpret_cast<Node *>(sq), 1, s, 0);
@@ -1080,7 +1097,6 @@ Query *inline_subqueries(Query *q) {
         }
         if (!placed) refuse("this subquery in FROM", nullptr);
     }
-    q->cteList = NIL;
     return q;
 }
 
@@ -1112,6 +1128,175 @@ Query *unwrap_renaming(Query *q) {
     return inner;
 }
 
+// ---- a view over a view of its own input (add_view's split) ------------------------------------
+
+// Column names made unique (x, x_2, x_3...) for the select list of a view's input.
+char *unique_name(List **taken, const char *base) {
+    char *name = pstrdup(base);
+    for (int n = 2;; n++) {
+        bool seen = false;
+        ListCell *lc;
+        foreach (lc, *taken) seen = seen || strcmp(static_cast<char *>(lfirst(lc)), name) == 0;
+        if (!seen) break;
+        name = psprintf("%s_%d", base, n);
+    }
+    *taken = lappend(*taken, name);
+    return name;
+}
+
+struct SplitVars {
+    List *vars;  // Var *, each once: the columns of the input the outer query reads
+    Index varno;  // (mapping) the input's range table index
+};
+
+bool collect_vars(Node *n, SplitVars *c) {
+    if (!n) return false;
+    if (IsA(n, Var) && reinterpret_cast<Var *>(n)->varlevelsup == 0) {
+        ListCell *lc;
+        foreach (lc, c->vars)
+            if (equal(lfirst(lc), n)) return false;
+        c->vars = lappend(c->vars, n);
+        return false;
+    }
+    return expression_tree_walker(n, reinterpret_cast<bool (*)()>(collect_vars), c);
+}
+
+Node *map_vars(Node *n, SplitVars *c) {
+    if (!n) return nullptr;
+    if (IsA(n, Var) && reinterpret_cast<Var *>(n)->varlevelsup == 0) {
+        int i = 1;
+        ListCell *lc;
+        foreach (lc, c->vars) {
+            if (equal(lfirst(lc), n)) {
+                Var *v = static_cast<Var *>(copyObjectImpl(n));
+                v->varno = v->varnosyn = c->varno;
+                v->varattno = v->varattnosyn = static_cast<AttrNumber>(i);
+                return reinterpret_cast<Node *>(v);
+            }
+            i++;
+        }
+    }
+    return expression_tree_mutator(n, reinterpret_cast<Node *(*)()>(map_vars), c);
+}
+
+// The deparsed query, every table schema-qualified.
+char *deparse_qualified(Query *q) {
+    int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    char *text = pg_get_querydef(q, false);
+    AtEOXact_GUC(true, nest);
+    return text;
+}
+
+// add_view of a query the engine maintains only over a view of its own input: aggregates,
+// DISTINCT or a ranking over anything but one table (a join, a subquery), or a subquery in FROM
+// that is not one table. With input 0: that input's query (NULL: no split); with the input's
+// table made (a view named <view>_sgivm_in): the query over it.
+char *split_view(const char *query_text, Oid input) {
+    // (errors point into the view's query, as add_view's analysis reports them)
+    ErrorQuery eq{query_text};
+    ErrorContextCallback cb;
+    cb.callback = view_query_error_callback;
+    cb.arg = &eq;
+    cb.previous = error_context_stack;
+    error_context_stack = &cb;
+    List *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
+    if (list_length(raw) != 1 || !IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt)) {
+        error_context_stack = cb.previous;
+        return nullptr;
+    }
+    Query *q = parse_analyze_fixedparams(linitial_node(RawStmt, raw), query_text, nullptr, 0, nullptr);
+    error_context_stack = cb.previous;
+    if (q->commandType != CMD_SELECT || q->utilityStmt || q->setOperations) return nullptr;
+    ctes_to_subqueries(q, NIL);
+    q = unwrap_renaming(q);
+    Analysis dummy;
+    memset(&dummy, 0, sizeof dummy);
+    if (top_n_inner(q, &dummy) != q) return nullptr;
+    q = inline_subqueries(q, false);
+    // a subquery in FROM that stays: its own view, read as a table under the subquery's alias
+    for (int s = 1; s <= list_length(q->rtable); s++) {
+        RangeTblEntry *rte = rt_fetch(s, q->rtable);
+        if (rte->rtekind != RTE_SUBQUERY || !rte->inFromCl) continue;
+        if (!OidIsValid(input)) {
+            Query *sq = rte->subquery;
+            List *taken = NIL;
+            int i = 0;
+            ListCell *lc;
+            foreach (lc, sq->targetList) {
+                TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+                if (tle->resjunk) continue;
+                tle->resname = unique_name(&taken, strVal(list_nth(rte->eref->colnames, i++)));
+            }
+            return deparse_qualified(sq);
+        }
+        rte->rtekind = RTE_RELATION;
+        rte->relid = input;
+        rte->relkind = RELKIND_RELATION;
+        rte->rellockmode = AccessShareLock;
+        rte->subquery = nullptr;
+        rte->requiredPerms = ACL_SELECT;
+        rte->inh = true;
+        rte->alias = makeAlias(rte->eref->aliasname, NIL);
+        return deparse_qualified(q);
+    }
+    bool aggregate = q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs;
+    bool one_table = list_length(q->jointree->fromlist) == 1 && IsA(linitial(q->jointree->fromlist), RangeTblRef) &&
+                     !q->hasSubLinks && rt_fetch(reinterpret_cast<RangeTblRef *>(linitial(q->jointree->fromlist))->rtindex, q->rtable)->rtekind == RTE_RELATION;
+    if (!aggregate || one_table || q->hasDistinctOn || q->groupingSets || q->sortClause || q->limitCount || q->limitOffset)
+        return nullptr;
+    // aggregates over a join: the join's rows (the columns the rest reads) are the input view
+    q->targetList = reinterpret_cast<List *>(flatten_join_alias_vars(q, reinterpret_cast<Node *>(q->targetList)));
+    q->havingQual = flatten_join_alias_vars(q, q->havingQual);
+    SplitVars c{NIL, 1};
+    (void)collect_vars(reinterpret_cast<Node *>(q->targetList), &c);
+    (void)collect_vars(q->havingQual, &c);
+    if (c.vars == NIL) return nullptr;
+    if (!OidIsValid(input)) {
+        Query *in = static_cast<Query *>(copyObjectImpl(q));
+        in->targetList = NIL;
+        List *taken = NIL;
+        ListCell *lc;
+        foreach (lc, c.vars) {
+            Var *v = static_cast<Var *>(lfirst(lc));
+            RangeTblEntry *rte = rt_fetch(v->varno, q->rtable);
+            char *col = v->varattno > 0 ? get_rte_attribute_name(rte, v->varattno) : pstrdup("row");
+            char *name = unique_name(&taken, psprintf("%s_%s", rte->eref->aliasname, col));
+            in->targetList = lappend(in->targetList, makeTargetEntry(static_cast<Expr *>(copyObjectImpl(v)),
+                                                                     static_cast<AttrNumber>(list_length(in->targetList) + 1), name, false));
+        }
+        in->hasAggs = false;
+        in->hasWindowFuncs = false;
+        in->groupClause = NIL;
+        in->havingQual = nullptr;
+        in->windowClause = NIL;
+        in->distinctClause = NIL;
+        return deparse_qualified(in);
+    }
+    RangeTblEntry *rte = makeNode(RangeTblEntry);
+    rte->rtekind = RTE_RELATION;
+    rte->relid = input;
+    rte->relkind = RELKIND_RELATION;
+    rte->rellockmode = AccessShareLock;
+    rte->alias = makeAlias("sgivm_in", NIL);
+    rte->eref = makeAlias("sgivm_in", NIL);
+    Relation r = table_open(input, AccessShareLock);
+    for (int i = 0; i < RelationGetDescr(r)->natts; i++)
+        rte->eref->colnames = lappend(rte->eref->colnames, makeString(pstrdup(NameStr(TupleDescAttr(RelationGetDescr(r), i)->attname))));
+    table_close(r, AccessShareLock);
+    rte->inh = true;
+    rte->inFromCl = true;
+    rte->requiredPerms = ACL_SELECT;
+    q->targetList = reinterpret_cast<List *>(map_vars(reinterpret_cast<Node *>(q->targetList), &c));
+    q->havingQual = map_vars(q->havingQual, &c);
+    q->rtable = list_make1(rte);
+    RangeTblRef *ref = makeNode(RangeTblRef);
+    ref->rtindex = 1;
+    q->jointree = makeFromExpr(list_make1(ref), nullptr);
+    q->hasSubLinks = false;
+    return deparse_qualified(q);
+}
+
 void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
@@ -1129,11 +1314,12 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     error_context_stack = cb.previous;
     // Top-N: the ranking as a subquery, filtered to its first N. The rest analyses the ranking
     // (the inner query); the view's query, for its table and for verify(), stays the whole.
+    ctes_to_subqueries(q, NIL);
     q = unwrap_renaming(q);
     Query *outer = q;
     q = top_n_inner(q, a);
-    if (q == outer && (q->cteList || q->rtable)) {
-        q = inline_subqueries(q);
+    if (q == outer) {
+        q = inline_subqueries(q, true);
         outer = q;
     }
 
@@ -1533,4 +1719,11 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         return sgivm::pg::pg_call([&] { return pstrdup(j.c_str()); });
     });
     PG_RETURN_TEXT_P(cstring_to_text(json));
+}
+
+// stategrid_ivm._split_view(query text, input oid) -> text: split_view.
+extern "C" Datum sgivm_split_view(PG_FUNCTION_ARGS) {
+    char *out = split_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_OID(1));
+    if (!out) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(cstring_to_text(out));
 }
