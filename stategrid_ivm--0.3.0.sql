@@ -157,6 +157,9 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_runtime_status';
 -- Analyses a view's SELECT and returns its shape and maintenance statements (jsonb text).
 CREATE FUNCTION _plan_view(query text, view_relid oid, view_table text) RETURNS text
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_plan_view';
+-- add_view's split of a query maintained over a view of its own input (view_analyzer.cpp)
+CREATE FUNCTION _split_view(query text, input oid) RETURNS text
+LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_split_view';
 
 -- Runs one statement as a role in a security-restricted operation; the first row of its result
 -- as text, or the number of rows it processed. Internal: superusers (our SECURITY DEFINER
@@ -642,14 +645,14 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT stategrid_ivm._add_source(stategrid_ivm._stamp_caller(), pipeline, source, ods_table) $$;
 
-CREATE FUNCTION _add_view(p_caller oid, pipeline text, view_name text, query text, p_search_path text)
+-- add_view's work, for a caller already checked (also for the view of a view's own input).
+CREATE FUNCTION _add_view_as(v_caller oid, pipeline text, view_name text, query text, p_search_path text)
 RETURNS regclass
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_caller oid := stategrid_ivm._caller(p_caller);
     p stategrid_ivm.pipeline;
     v_analysed text[];
     v_plan jsonb;
@@ -665,6 +668,31 @@ BEGIN
     p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
     IF view_name IS NULL OR query IS NULL THEN
         RAISE EXCEPTION 'add_view needs a view name and a query' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- pg_ivm's form of a name with a column list, mv(a, b): the query's columns renamed, as
+    -- SELECT * FROM (query) AS sgivm_columns(a, b) (the analyser keeps the inner query)
+    IF view_name ~ '\([^()]*\)\s*$' THEN
+        SELECT string_agg(format('%I', (parse_ident(btrim(c)))[1]), ', ')
+        INTO v_stmt
+        FROM unnest(string_to_array(substring(view_name FROM '\(([^()]*)\)\s*$'), ',')) AS c;
+        IF v_stmt IS NULL THEN
+            RAISE EXCEPTION 'invalid view name "%": the column list is empty', view_name USING ERRCODE = 'invalid_name';
+        END IF;
+        view_name := btrim(substring(view_name FROM '^(.*)\([^()]*\)\s*$'));
+        query := format('SELECT * FROM (%s) AS sgivm_columns(%s)', query, v_stmt);
+    END IF;
+    -- A query maintained over a view of its own input (aggregates, DISTINCT or a ranking over a
+    -- join; a subquery in FROM that is not one table): that view first, <name>_sgivm_in, then
+    -- the query over it.
+    v_analysed := stategrid_ivm._run_as(v_caller,
+        format('SELECT stategrid_ivm._split_view(%L, 0), pg_catalog.current_schema()', query), p_search_path);
+    v_parts := parse_ident(view_name);
+    IF v_analysed[1] IS NOT NULL AND array_length(v_parts, 1) IN (1, 2) THEN
+        v_input := stategrid_ivm._add_view_as(v_caller, pipeline,
+            format('%I.%I', CASE WHEN array_length(v_parts, 1) = 2 THEN v_parts[1] ELSE v_analysed[2] END,
+                   v_parts[array_length(v_parts, 1)] || '_sgivm_in'), v_analysed[1], p_search_path);
+        query := (stategrid_ivm._run_as(v_caller,
+            format('SELECT stategrid_ivm._split_view(%L, %s)', query, v_input), p_search_path))[1];
     END IF;
     -- analysed as the caller, with the caller's search_path, like any query they run
     v_analysed := stategrid_ivm._run_as(v_caller,
@@ -756,6 +784,17 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION _add_view(p_caller oid, pipeline text, view_name text, query text, p_search_path text)
+RETURNS regclass
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN stategrid_ivm._add_view_as(stategrid_ivm._caller(p_caller), pipeline, view_name, query, p_search_path);
+END
+$$;
+
 CREATE FUNCTION add_view(pipeline text, view_name text, query text) RETURNS regclass
 LANGUAGE sql
 -- no SET search_path: the view's query is analysed with the caller's, like any query they run
@@ -763,18 +802,19 @@ AS $$ SELECT stategrid_ivm._add_view(stategrid_ivm._stamp_caller(), pipeline, vi
 
 -- Removes one view from its pipeline, which keeps running: the worker takes the new view set at
 -- its next batch (views_version). For a view that fails: the worker's error names this call.
-CREATE FUNCTION _drop_view(p_caller oid, p_view regclass, drop_table boolean) RETURNS void
+CREATE FUNCTION _drop_view_as(v_caller oid, p_view regclass, drop_table boolean) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_caller oid := stategrid_ivm._caller(p_caller);
     v stategrid_ivm.view;
     p stategrid_ivm.pipeline;
     v_local boolean;
     v_reader text;
     r record;
+    v_input_name text;
+    v_input oid;
 BEGIN
     -- by OID, or by name for a pipeline restored from a dump and not rebuilt yet
     SELECT * INTO v FROM stategrid_ivm.view x WHERE x.relid = p_view;
@@ -796,6 +836,9 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = format('Drop %s first: SELECT stategrid_ivm.drop_view(%L).', v_reader, v_reader);
     END IF;
+    -- the view of its input add_view made for it (<name>_sgivm_in), dropped with it
+    SELECT format('%I.%I', n.nspname, c.relname || '_sgivm_in') INTO v_input_name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_view;
     v_local := stategrid_ivm._has_local_slot(p);
     DELETE FROM stategrid_ivm.view WHERE view_id = v.view_id;
     -- a pipeline in error retries at once (as resume_pipeline does): the error may have been this view's
@@ -815,7 +858,24 @@ BEGIN
     IF drop_table THEN
         PERFORM stategrid_ivm._run_as(CASE WHEN v_local THEN p.owner ELSE v_caller END, format('DROP TABLE %s', p_view));
     END IF;
+    SELECT x.relid INTO v_input FROM stategrid_ivm.view x
+    WHERE x.pipeline_id = v.pipeline_id AND x.view_name = v_input_name
+      AND NOT EXISTS (SELECT 1 FROM stategrid_ivm.view y
+                      WHERE y.pipeline_id = v.pipeline_id AND (y.plan->'input_relids') @> to_jsonb(x.relid::bigint));
+    IF v_input IS NOT NULL THEN
+        PERFORM stategrid_ivm._drop_view_as(v_caller, v_input::regclass, drop_table);
+    END IF;
     PERFORM stategrid_ivm._notify_launcher();
+END
+$$;
+
+CREATE FUNCTION _drop_view(p_caller oid, p_view regclass, drop_table boolean) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM stategrid_ivm._drop_view_as(stategrid_ivm._caller(p_caller), p_view, drop_table);
 END
 $$;
 
@@ -1828,5 +1888,5 @@ GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, re
     _refresh_view(oid, regclass), _verify(oid, text), _rebuild_pipeline(oid, text) TO PUBLIC;
 -- sync wakes the worker; add_view's analysis runs as the caller; _allow_direct_write checks
 -- the caller's rights on the table itself
-GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text),
+GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text), _split_view(text, oid),
     _allow_direct_write(oid) TO PUBLIC;

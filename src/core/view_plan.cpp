@@ -154,7 +154,11 @@ ViewPlan plan_view(const ViewShape &s) {
 
     std::string restricted;  // the first input restricted to the affected scope
     std::vector<std::string> view_scope;
-    if (s.kind == ViewShape::Kind::Projection) {
+    std::string query;       // the scope's rows, as the view's query computes them
+    const bool general_join = !s.occurrences.empty();
+    if (general_join) {
+        query = plan_join(s, p);
+    } else if (s.kind == ViewShape::Kind::Projection) {
         if (s.fact_key.empty() || s.key.size() != s.fact_key.size())
             throw std::runtime_error("a projection view needs the fact table's key among its columns");
         std::vector<std::string> fk = quoted(s.fact_key);
@@ -208,7 +212,7 @@ ViewPlan plan_view(const ViewShape &s) {
             p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("g", s.view_relid, 0) + " ON " + first.qualified +
                                 " (" + join(exprs, ", ") + ")");
     }
-    std::string query = "WITH " + cte_name(first) + " AS (" + restricted + ") " + replace_input(s.deparsed, first);
+    if (!general_join) query = "WITH " + cte_name(first) + " AS (" + restricted + ") " + replace_input(s.deparsed, first);
     std::vector<std::string> compared;
     for (size_t i = 0; i < s.columns.size(); i++)
         if (!s.audit[i]) compared.push_back(cols[i]);
@@ -223,13 +227,20 @@ ViewPlan plan_view(const ViewShape &s) {
         captured = capture(modify, self_delta, 1);
         plain = modify;
     };
-    // The view's rows in scope (the second statement NULL-safe), with a further condition.
-    auto scope_delete = [&](const std::string &alias, bool nulls, const std::string &also) {
-        return "DELETE FROM " + s.view_table + alias + " WHERE " + scope_match(view_scope, aff, nulls) + also;
+    // The view's rows in scope, with a further condition: a statement per condition of the
+    // scope (the second NULL-safe; a join's, one per occurrence).
+    const std::vector<std::string> scope_conditions =
+        general_join ? join_view_scope(s, "") : std::vector<std::string>{scope_match(view_scope, aff, false), scope_match(view_scope, aff, true)};
+    const std::vector<std::string> scope_conditions_t =
+        general_join ? join_view_scope(s, "t.") : std::vector<std::string>{scope_match(view_scope, aff, false), scope_match(view_scope, aff, true)};
+    auto scope_deletes = [&](std::vector<std::string> &captured, std::vector<std::string> &plain, const std::string &alias,
+                             const std::string &also) {
+        for (const std::string &c : alias.empty() ? scope_conditions : scope_conditions_t)
+            both(captured, plain, "DELETE FROM " + s.view_table + alias + " WHERE " + c + also);
     };
     if (s.key.empty() || compared.empty()) {
         // Rows may repeat: replace the whole scope.
-        for (bool nulls : {false, true}) both(p.remove, p.uncaptured.remove, scope_delete("", nulls, ""));
+        scope_deletes(p.remove, p.uncaptured.remove, "", "");
         both1(p.recompute, p.uncaptured.recompute, into_view + query);
     } else {
         // Keyed rows: write only what changed. The scope is recomputed into a work table and
@@ -252,7 +263,8 @@ ViewPlan plan_view(const ViewShape &s) {
         // by index, not the whole view; a key that matches has no NULLs)
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
-        const std::string t_in_scope = scope_match(view_scope_t, aff, false);
+        // (a join's fresh rows are all in scope, and a view row of the same key too)
+        const std::string t_in_scope = general_join ? "" : scope_match(view_scope_t, aff, false);
         // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
         // (the affected set), the rows whose rank moved: those exist in the view (their groups
         // did not change), and are updated by key; only the changed groups come and go.
@@ -263,7 +275,8 @@ ViewPlan plan_view(const ViewShape &s) {
         //    only (1.0 to 1.00). A view that others read keeps old and new row both.
         std::vector<std::string> set;
         for (const std::string &c : cols) set.push_back(c + " = n." + c);
-        const std::string changed = " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + (ranged ? "" : " AND " + t_in_scope);
+        const std::string changed =
+            " WHERE " + key_equal(s.key, "t", "n") + " AND " + differs + (ranged || t_in_scope.empty() ? "" : " AND " + t_in_scope);
         const std::string update = "UPDATE " + s.view_table + " t SET " + join(set, ", ") + " FROM " + fresh + " n" + changed;
         p.update.push_back("WITH sgivm_old AS (SELECT t.* FROM " + s.view_table + " t JOIN " + fresh + " n ON true" +
                            changed + "), sgivm_new AS (" + update + " RETURNING t.*) INSERT INTO " + self_delta +
@@ -272,9 +285,8 @@ ViewPlan plan_view(const ViewShape &s) {
         // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
         //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
         //    lacks come.
-        for (bool nulls : {false, true})
-            both(p.remove, p.uncaptured.remove,
-                 scope_delete(" t", nulls, " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")"));
+        scope_deletes(p.remove, p.uncaptured.remove, " t",
+                      " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")");
         if (ranged) {
             std::vector<std::string> view_scope_n;
             for (const std::string &c : view_scope) view_scope_n.push_back("n." + c);
@@ -287,14 +299,16 @@ ViewPlan plan_view(const ViewShape &s) {
         } else {
             both1(p.recompute, p.uncaptured.recompute,
                   from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
-                      " AND " + t_in_scope + ")");
+                      (t_in_scope.empty() ? "" : " AND " + t_in_scope) + ")");
             // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
-            for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
+            scope_deletes(p.replace_remove, p.uncaptured.replace_remove, "", "");
             both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
         }
     }
 
-    if (s.kind == ViewShape::Kind::Projection) {
+    if (general_join) {
+        p.strategy = "differential";
+    } else if (s.kind == ViewShape::Kind::Projection) {
         // the join's delta rule, by key: the rows of the fact keys a fact delta or a dimension
         // delta (through the join column's index) touches, each computed once
         p.strategy = "differential";

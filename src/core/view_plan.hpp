@@ -75,7 +75,42 @@ struct ViewShape {
     // A top-N (the ranking filtered to its first N ranks): `scope` stays the partition, whose
     // first N come from the state (ranking_state.cpp, plan_top_n).
     int64_t top_n = 0;
+
+    // The general join (join_plan.cpp), for a projection that is not a fact with dimensions:
+    // any joins (inner, outer, cross, self) of keyed tables, with EXISTS / IN subqueries in
+    // WHERE. A view row is the rows of its FROM items (occurrences) it was made of; the view
+    // keeps their keys (as selected columns, or added ones), and a batch recomputes the rows of
+    // the occurrences' rows it touched. Empty for every other view.
+    struct Occurrence {
+        size_t input = 0;                   // index into inputs
+        std::string alias;                  // as the deparsed queries name it (unquoted)
+        std::vector<std::string> key;       // the input's key columns
+        std::vector<std::string> view_key;  // the view's columns holding them
+        bool nullable = false;              // a key column may be NULL (an input that is a view)
+    };
+    std::vector<Occurrence> occurrences;
+    // A change of `from_input` touches rows of occurrence `to_occ` besides its own: an outer
+    // join's preserved rows (their NULL-extended row comes or goes), the outer rows a subquery
+    // correlates with. Eq: to_occ rows whose `to_col` equals a `from_col` of the change (or of
+    // rows of occurrence `from_occ` touched before); In: the same with NOT IN's NULL rules (a
+    // NULL value touches every row, any change the rows whose to_col is NULL); All: any change
+    // touches every row.
+    struct Edge {
+        enum class Kind { Eq, In, All };
+        Kind kind = Kind::Eq;
+        size_t from_input = 0;
+        int from_occ = -1;  // the occurrence of from_input whose touched rows count too; -1: none
+        std::string from_col;
+        size_t to_occ = 0;
+        std::string to_col;
+    };
+    std::vector<Edge> edges;
+    std::vector<std::pair<size_t, std::string>> lookups;  // (input, column) a join finds rows by: indexed
+    std::string compute_template;  // `deparsed` with $20001 in WHERE, where a branch's scope goes
 };
+
+// The placeholder of ViewShape::compute_template.
+constexpr const char *kScopeParam = "$20001";
 
 // The placeholders of ViewShape::outputs: aggregate i (from 0) and group expression i (from 0).
 constexpr unsigned kGroupParamBase = 10000;

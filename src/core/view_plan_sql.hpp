@@ -31,6 +31,13 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p);
 void plan_ranking_range(const ViewShape &s, ViewPlan &p);
 // A top-N over it: the touched partitions' first N, read from the state in the ranking's order.
 void plan_top_n(const ViewShape &s, ViewPlan &p);
+// The general join (join_plan.cpp): the touched rows of each occurrence into the affected
+// table, and the view's rows of those rows. Returns the compute query; sets setup, indexes and
+// fill_affected.
+std::string plan_join(const ViewShape &s, ViewPlan &p);
+// The view's rows in the join's scope (the rows of its occurrences' touched rows), with alias
+// `t` ("t." or ""), one condition per occurrence (and its NULL-safe half where keys may be NULL).
+std::vector<std::string> join_view_scope(const ViewShape &s, const std::string &t);
 
 namespace state {
 std::string g(size_t i);  // sgivm_g<i+1>: group column i of the state table

@@ -28,6 +28,7 @@ extern "C" {
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -37,6 +38,7 @@ extern "C" {
 #include "utils/ruleutils.h"
 
 PG_FUNCTION_INFO_V1(sgivm_plan_view);
+PG_FUNCTION_INFO_V1(sgivm_split_view);
 }
 
 #include "core/view_plan.hpp"
@@ -78,6 +80,10 @@ struct Analysis {
     int64 top_n;           // > 0: only the first top_n ranks (SELECT * FROM (ranking) r WHERE r <= N)
     List *rank_keys;       // RankKey *
     List *rank_partition;  // int indexes into group_exprs
+    // a general join (analyse_join)
+    bool general_join;
+    List *occs, *edges, *lookups;  // JoinOcc *, JoinEdge *, JoinLookup *
+    char *compute_template;
 };
 
 struct RankKey {
@@ -563,6 +569,734 @@ Query *top_n_inner(Query *q, Analysis *a) {
     return inner;
 }
 
+// ---- the general join (join_plan.cpp) ---------------------------------------------------------
+
+// One FROM item of a general join view (sgivm::ViewShape::Occurrence).
+struct JoinOcc {
+    int rtindex;
+    int input;  // index into the analysis' inputs
+    char *alias;
+    List *key;       // char *: the table's key columns
+    List *view_key;  // char *: the view's columns holding them
+    bool nullable;
+};
+
+// sgivm::ViewShape::Edge
+struct JoinEdge {
+    int kind;  // sgivm::ViewShape::Edge::Kind
+    int from_input, from_occ;
+    char *from_col;
+    int to_occ;
+    char *to_col;
+};
+
+struct JoinLookup {
+    int input;
+    char *column;
+};
+
+struct JoinWalk {
+    Query *q;
+    Analysis *a;
+    List *occs;  // JoinOcc *
+    List *edges;
+    List *lookups;
+};
+
+// The analysis' input index of table `relid`, added when new (a self-join reads it once).
+int input_of(Analysis *a, Oid relid, Query *reader, int rtindex) {
+    int i = 0;
+    ListCell *lc, *lc2;
+    forboth(lc, a->input_relids, lc2, a->input_columns) {
+        if (lfirst_oid(lc) == relid) {
+            // the columns every reference reads
+            ListCell *c;
+            foreach (c, columns_used(reader, rtindex, relid)) {
+                bool seen = false;
+                ListCell *d;
+                foreach (d, static_cast<List *>(lfirst(lc2))) seen = seen || strcmp(static_cast<char *>(lfirst(d)), static_cast<char *>(lfirst(c))) == 0;
+                if (!seen) lfirst(lc2) = lappend(static_cast<List *>(lfirst(lc2)), lfirst(c));
+            }
+            return i;
+        }
+        i++;
+    }
+    a->input_relids = lappend_oid(a->input_relids, relid);
+    a->input_names = lappend(a->input_names, qualified_name(relid));
+    a->input_columns = lappend(a->input_columns, columns_used(reader, rtindex, relid));
+    return list_length(a->input_relids) - 1;
+}
+
+// The occurrence whose column a Var of the outer query (after join aliases are resolved) is;
+// -1 if it is not a plain column of one.
+int occ_of_var(JoinWalk *w, Node *n, AttrNumber *att) {
+    n = flatten_join_alias_vars(w->q, n);
+    Var *v = plain_var(n);
+    if (!v || v->varlevelsup != 0 || v->varattno <= 0) return -1;
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, w->occs) {
+        if (static_cast<JoinOcc *>(lfirst(lc))->rtindex == static_cast<int>(v->varno)) {
+            *att = v->varattno;
+            return i;
+        }
+        i++;
+    }
+    return -1;
+}
+
+JoinOcc *occ_at(JoinWalk *w, int i) { return static_cast<JoinOcc *>(list_nth(w->occs, i)); }
+
+char *occ_column(JoinWalk *w, int occ, AttrNumber att) {
+    return get_attname(rt_fetch(occ_at(w, occ)->rtindex, w->q->rtable)->relid, att, false);
+}
+
+void add_lookup(JoinWalk *w, int input, char *column) {
+    ListCell *lc;
+    foreach (lc, w->lookups) {
+        JoinLookup *l = static_cast<JoinLookup *>(lfirst(lc));
+        if (l->input == input && strcmp(l->column, column) == 0) return;
+    }
+    JoinLookup *l = static_cast<JoinLookup *>(palloc(sizeof(JoinLookup)));
+    l->input = input;
+    l->column = column;
+    w->lookups = lappend(w->lookups, l);
+}
+
+void add_edge(JoinWalk *w, int kind, int from_input, int from_occ, char *from_col, int to_occ, char *to_col) {
+    JoinEdge *e = static_cast<JoinEdge *>(palloc0(sizeof(JoinEdge)));
+    e->kind = kind;
+    e->from_input = from_input;
+    e->from_occ = from_occ;
+    e->from_col = from_col;
+    e->to_occ = to_occ;
+    e->to_col = to_col;
+    w->edges = lappend(w->edges, e);
+}
+
+// `a = b` of two plain columns of occurrences (after join aliases): their occurrences and columns.
+bool column_equality(JoinWalk *w, Node *n, int *occ1, AttrNumber *att1, int *occ2, AttrNumber *att2) {
+    if (!IsA(n, OpExpr) || list_length(reinterpret_cast<OpExpr *>(n)->args) != 2) return false;
+    OpExpr *op = reinterpret_cast<OpExpr *>(n);
+    char *opname = get_opname(op->opno);
+    if (!opname || strcmp(opname, "=") != 0) return false;
+    *occ1 = occ_of_var(w, static_cast<Node *>(linitial(op->args)), att1);
+    *occ2 = occ_of_var(w, static_cast<Node *>(lsecond(op->args)), att2);
+    return *occ1 >= 0 && *occ2 >= 0 && *occ1 != *occ2;
+}
+
+// The occurrences of a FROM item, in order; edges for outer joins (a change on the nullable side
+// touches the preserved rows it matches) and for every join inside a nullable side (a change
+// there changes the side's rows the outer join matches).
+List *walk_from(JoinWalk *w, Node *n, bool under_nullable) {
+    if (IsA(n, RangeTblRef)) {
+        int rtindex = reinterpret_cast<RangeTblRef *>(n)->rtindex;
+        RangeTblEntry *rte = rt_fetch(rtindex, w->q->rtable);
+        if (rte->rtekind == RTE_SUBQUERY)
+            refuse("a subquery in FROM", "Define the subquery as a view of its own (add_view) and select from that view.");
+        if (rte->rtekind != RTE_RELATION) refuse("this FROM item", "Views read tables: the pipeline's ODS mirrors and its other views.");
+        JoinOcc *o = static_cast<JoinOcc *>(palloc0(sizeof(JoinOcc)));
+        o->rtindex = rtindex;
+        o->input = input_of(w->a, rte->relid, w->q, rtindex);
+        o->alias = rte->alias->aliasname;
+        o->key = key_columns_of(rte->relid);
+        if (o->key == NIL)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a view over %s: it has no key", qualified_name(rte->relid)),
+                            errhint("A view row is kept by the keys of the rows it is made of: give the table a primary key.")));
+        // a key column without NOT NULL (a view as input) may hold NULLs: matched NULL-safely
+        Relation rel = table_open(rte->relid, AccessShareLock);
+        ListCell *lc;
+        foreach (lc, o->key) {
+            AttrNumber att = get_attnum(rte->relid, static_cast<char *>(lfirst(lc)));
+            o->nullable = o->nullable || !TupleDescAttr(RelationGetDescr(rel), att - 1)->attnotnull;
+        }
+        table_close(rel, AccessShareLock);
+        w->occs = lappend(w->occs, o);
+        return list_make1_int(list_length(w->occs) - 1);
+    }
+    if (!IsA(n, JoinExpr)) refuse("this FROM clause", nullptr);
+    JoinExpr *j = reinterpret_cast<JoinExpr *>(n);
+    if (j->jointype != JOIN_INNER && j->jointype != JOIN_LEFT && j->jointype != JOIN_RIGHT && j->jointype != JOIN_FULL)
+        refuse("this kind of join", "Use INNER, LEFT, RIGHT, FULL or CROSS JOIN.");
+    bool left_nullable = j->jointype == JOIN_RIGHT || j->jointype == JOIN_FULL;
+    bool right_nullable = j->jointype == JOIN_LEFT || j->jointype == JOIN_FULL;
+    List *l = walk_from(w, j->larg, under_nullable || left_nullable);
+    List *r = walk_from(w, j->rarg, under_nullable || right_nullable);
+    // the ON clause's equalities between the two sides
+    List *pairs = NIL;  // int quadruples: left occ, left att, right occ, right att
+    ListCell *lc;
+    foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(j->quals))) {
+        int o1, o2;
+        AttrNumber a1, a2;
+        if (!column_equality(w, static_cast<Node *>(lfirst(lc)), &o1, &a1, &o2, &a2)) continue;
+        if (list_member_int(l, o2) && list_member_int(r, o1)) {
+            std::swap(o1, o2);
+            std::swap(a1, a2);
+        }
+        if (!list_member_int(l, o1) || !list_member_int(r, o2)) continue;
+        pairs = lappend(pairs, list_make4_int(o1, a1, o2, a2));
+        add_lookup(w, occ_at(w, o1)->input, occ_column(w, o1, a1));
+        add_lookup(w, occ_at(w, o2)->input, occ_column(w, o2, a2));
+    }
+    // from one side to the other: edges along the equalities, or every row when there is none
+    auto edges_to = [&](bool to_left) {
+        List *from = to_left ? r : l, *to = to_left ? l : r;
+        if (pairs == NIL) {
+            ListCell *f, *t;
+            foreach (f, from)
+                foreach (t, to)
+                    add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::All), occ_at(w, lfirst_int(f))->input,
+                             lfirst_int(f), nullptr, lfirst_int(t), nullptr);
+            return;
+        }
+        ListCell *p;
+        foreach (p, pairs) {
+            List *q4 = static_cast<List *>(lfirst(p));
+            int lo = list_nth_int(q4, 0), ro = list_nth_int(q4, 2);
+            AttrNumber la = static_cast<AttrNumber>(list_nth_int(q4, 1)), ra = static_cast<AttrNumber>(list_nth_int(q4, 3));
+            int fo = to_left ? ro : lo, too = to_left ? lo : ro;
+            AttrNumber fa = to_left ? ra : la, ta = to_left ? la : ra;
+            add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::Eq), occ_at(w, fo)->input, fo, occ_column(w, fo, fa), too,
+                     occ_column(w, too, ta));
+        }
+    };
+    // (inside a nullable side, any join's rows matter as a whole to the outer join above: a
+    // change of either side's rows changes which of them exist)
+    if (right_nullable || under_nullable) edges_to(true);
+    if (left_nullable || under_nullable) edges_to(false);
+    return list_concat(l, r);
+}
+
+// A subquery of WHERE (EXISTS, IN, NOT EXISTS, NOT IN, ANY/ALL): over one table, its changes
+// touch the outer rows it correlates with.
+void walk_sublink(JoinWalk *w, SubLink *s) {
+    if (s->subLinkType != EXISTS_SUBLINK && s->subLinkType != ANY_SUBLINK && s->subLinkType != ALL_SUBLINK)
+        refuse("a scalar subquery in WHERE", "Join the table instead, or aggregate it in a view of its own and join that view.");
+    Query *sq = castNode(Query, s->subselect);
+    if (sq->hasAggs || sq->groupClause || sq->havingQual || sq->hasWindowFuncs || sq->groupingSets)
+        refuse("an aggregate in an EXISTS or IN subquery", "Aggregate in a view of its own (add_view) and join that view.");
+    if (sq->setOperations) refuse("UNION, INTERSECT or EXCEPT in a subquery", nullptr);
+    if (sq->limitCount || sq->limitOffset) refuse("LIMIT/OFFSET in a subquery", nullptr);
+    if (sq->hasSubLinks) refuse("a subquery inside a subquery", "Define the inner part as a view of its own (add_view).");
+    if (sq->cteList) refuse("WITH in a subquery", nullptr);
+    if (list_length(sq->jointree->fromlist) != 1 || !IsA(linitial(sq->jointree->fromlist), RangeTblRef))
+        refuse("a subquery over a join in EXISTS or IN",
+               "Define the join as a view of its own (add_view) and use that view in the subquery.");
+    int rtindex = reinterpret_cast<RangeTblRef *>(linitial(sq->jointree->fromlist))->rtindex;
+    RangeTblEntry *rte = rt_fetch(rtindex, sq->rtable);
+    if (rte->rtekind != RTE_RELATION || (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
+        refuse("a subquery that does not read a table", "Views read tables: the pipeline's ODS mirrors and its other views.");
+    if (rte->tablesample) refuse("TABLESAMPLE", nullptr);
+    int input = input_of(w->a, rte->relid, sq, rtindex);
+    bool found = false;
+    // correlation: sub.column = outer.column
+    ListCell *lc;
+    foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(sq->jointree->quals))) {
+        Node *n = static_cast<Node *>(lfirst(lc));
+        if (!IsA(n, OpExpr) || list_length(reinterpret_cast<OpExpr *>(n)->args) != 2) continue;
+        OpExpr *op = reinterpret_cast<OpExpr *>(n);
+        char *opname = get_opname(op->opno);
+        Var *x = plain_var(static_cast<Node *>(linitial(op->args))), *y = plain_var(static_cast<Node *>(lsecond(op->args)));
+        if (!opname || strcmp(opname, "=") != 0 || !x || !y) continue;
+        if (x->varlevelsup == 1 && y->varlevelsup == 0) std::swap(x, y);
+        if (x->varlevelsup != 0 || y->varlevelsup != 1 || static_cast<int>(x->varno) != rtindex || x->varattno <= 0) continue;
+        Var *outer = static_cast<Var *>(copyObjectImpl(y));
+        outer->varlevelsup = 0;
+        AttrNumber att;
+        int occ = occ_of_var(w, reinterpret_cast<Node *>(outer), &att);
+        if (occ < 0) continue;
+        char *sub_col = get_attname(rte->relid, x->varattno, false);
+        add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::Eq), input, -1, sub_col, occ, occ_column(w, occ, att));
+        add_lookup(w, input, sub_col);
+        add_lookup(w, occ_at(w, occ)->input, occ_column(w, occ, att));
+        found = true;
+        break;
+    }
+    // x IN (SELECT y ...): the values of y touch the rows of x (with NOT IN's NULL rules)
+    if (!found && s->subLinkType == ANY_SUBLINK && s->testexpr && IsA(s->testexpr, OpExpr)) {
+        OpExpr *op = reinterpret_cast<OpExpr *>(s->testexpr);
+        char *opname = get_opname(op->opno);
+        TargetEntry *tle = static_cast<TargetEntry *>(linitial(sq->targetList));
+        Var *y = plain_var(reinterpret_cast<Node *>(tle->expr));
+        AttrNumber att;
+        int occ = list_length(op->args) == 2 && opname && strcmp(opname, "=") == 0 && IsA(lsecond(op->args), Param)
+                      ? occ_of_var(w, static_cast<Node *>(linitial(op->args)), &att)
+                      : -1;
+        if (occ >= 0 && y && y->varlevelsup == 0 && static_cast<int>(y->varno) == rtindex && y->varattno > 0) {
+            char *sub_col = get_attname(rte->relid, y->varattno, false);
+            add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::In), input, -1, sub_col, occ, occ_column(w, occ, att));
+            add_lookup(w, input, sub_col);
+            add_lookup(w, occ_at(w, occ)->input, occ_column(w, occ, att));
+            found = true;
+        }
+    }
+    // otherwise a change of the table touches every row
+    if (!found)
+        for (int i = 0; i < list_length(w->occs); i++)
+            add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::All), input, -1, nullptr, i, nullptr);
+}
+
+bool sublinks_walker(Node *node, JoinWalk *w) {
+    if (!node) return false;
+    if (IsA(node, SubLink)) {
+        walk_sublink(w, reinterpret_cast<SubLink *>(node));
+        return expression_tree_walker(reinterpret_cast<SubLink *>(node)->testexpr,
+                                      reinterpret_cast<bool (*)()>(sublinks_walker), w);
+    }
+    return expression_tree_walker(node, reinterpret_cast<bool (*)()>(sublinks_walker), w);
+}
+
+// Whether the view is a fact with dimensions (the projection of view_plan.cpp, keyed by the
+// fact's key): one table, or INNER/LEFT joins from it, each on fact.column = the dimension's
+// single key column, the fact's key selected, no subqueries. Anything else is a general join.
+bool fact_with_dimensions(Query *q) {
+    if (q->hasSubLinks || list_length(q->jointree->fromlist) != 1) return false;
+    Node *from = static_cast<Node *>(linitial(q->jointree->fromlist));
+    List *dims = NIL;
+    while (IsA(from, JoinExpr)) {
+        JoinExpr *j = reinterpret_cast<JoinExpr *>(from);
+        if ((j->jointype != JOIN_INNER && j->jointype != JOIN_LEFT) || !IsA(j->rarg, RangeTblRef)) return false;
+        dims = lappend(dims, j);
+        from = j->larg;
+    }
+    if (!IsA(from, RangeTblRef)) return false;
+    int fact_index = reinterpret_cast<RangeTblRef *>(from)->rtindex;
+    RangeTblEntry *fact = rt_fetch(fact_index, q->rtable);
+    if (fact->rtekind != RTE_RELATION) return false;
+    ListCell *lc;
+    foreach (lc, dims) {
+        JoinExpr *j = static_cast<JoinExpr *>(lfirst(lc));
+        int dim_index = reinterpret_cast<RangeTblRef *>(j->rarg)->rtindex;
+        RangeTblEntry *dim = rt_fetch(dim_index, q->rtable);
+        if (dim->rtekind != RTE_RELATION) return false;
+        OpExpr *op = j->quals && IsA(j->quals, OpExpr) ? reinterpret_cast<OpExpr *>(j->quals) : nullptr;
+        char *opname = op ? get_opname(op->opno) : nullptr;
+        Var *l = op && list_length(op->args) == 2 ? plain_var(static_cast<Node *>(linitial(op->args))) : nullptr;
+        Var *r = op && list_length(op->args) == 2 ? plain_var(static_cast<Node *>(lsecond(op->args))) : nullptr;
+        if (!opname || strcmp(opname, "=") != 0 || !l || !r) return false;
+        if (static_cast<int>(l->varno) == dim_index) std::swap(l, r);
+        if (static_cast<int>(l->varno) != fact_index || static_cast<int>(r->varno) != dim_index || l->varlevelsup || r->varlevelsup)
+            return false;
+        List *dim_key = key_columns_of(dim->relid);
+        if (list_length(dim_key) != 1 || strcmp(static_cast<char *>(linitial(dim_key)), get_attname(dim->relid, r->varattno, false)) != 0)
+            return false;
+    }
+    List *fk = key_columns_of(fact->relid);
+    if (fk == NIL) return false;
+    foreach (lc, fk) {
+        AttrNumber att = get_attnum(fact->relid, static_cast<char *>(lfirst(lc)));
+        bool selected = false;
+        ListCell *t;
+        foreach (t, q->targetList) {
+            TargetEntry *tle = static_cast<TargetEntry *>(lfirst(t));
+            Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+            selected = selected || (!tle->resjunk && v && static_cast<int>(v->varno) == fact_index && v->varattno == att && !v->varlevelsup);
+        }
+        if (!selected) return false;
+    }
+    return true;
+}
+
+// A general join view: its occurrences, edges and lookups, and each occurrence's key among the
+// view's columns (a selected column, or one added to the query: sgivm_<alias>_<column>).
+void analyse_join(Query *q, Analysis *a) {
+    JoinWalk w{q, a, NIL, NIL, NIL};
+    if (list_length(q->jointree->fromlist) == 0) refuse("no FROM clause", nullptr);
+    ListCell *lc;
+    // a comma-separated FROM list is an inner (cross) join of its items
+    foreach (lc, q->jointree->fromlist) (void)walk_from(&w, static_cast<Node *>(lfirst(lc)), false);
+    // WHERE: equalities between tables are join columns too; subqueries touch what they correlate with
+    foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(q->jointree->quals))) {
+        int o1, o2;
+        AttrNumber a1, a2;
+        if (column_equality(&w, static_cast<Node *>(lfirst(lc)), &o1, &a1, &o2, &a2)) {
+            add_lookup(&w, occ_at(&w, o1)->input, occ_column(&w, o1, a1));
+            add_lookup(&w, occ_at(&w, o2)->input, occ_column(&w, o2, a2));
+        }
+    }
+    (void)sublinks_walker(q->jointree->quals, &w);
+
+    // each occurrence's key in the view
+    List *names = NIL;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if (!tle->resjunk && tle->resname) names = lappend(names, tle->resname);
+    }
+    int i = 0;
+    foreach (lc, w.occs) {
+        JoinOcc *o = static_cast<JoinOcc *>(lfirst(lc));
+        RangeTblEntry *rte = rt_fetch(o->rtindex, q->rtable);
+        ListCell *k;
+        foreach (k, o->key) {
+            const char *col = static_cast<char *>(lfirst(k));
+            AttrNumber att = get_attnum(rte->relid, col);
+            const char *out = nullptr;
+            ListCell *t;
+            foreach (t, q->targetList) {
+                TargetEntry *tle = static_cast<TargetEntry *>(lfirst(t));
+                AttrNumber tatt;
+                if (!tle->resjunk && !contain_mutable_functions(reinterpret_cast<Node *>(tle->expr)) &&
+                    occ_of_var(&w, reinterpret_cast<Node *>(tle->expr), &tatt) == i && tatt == att) {
+                    out = tle->resname;
+                    break;
+                }
+            }
+            if (!out) {
+                // a column of its own, named apart from the view's
+                char *name = psprintf("sgivm_%s_%s", o->alias, col);
+                if (strlen(name) >= NAMEDATALEN) name = psprintf("sgivm_key_%d_%d", i + 1, list_length(o->view_key) + 1);
+                for (int n = 2;; n++) {
+                    bool taken = false;
+                    ListCell *x;
+                    foreach (x, names) taken = taken || strcmp(static_cast<char *>(lfirst(x)), name) == 0;
+                    if (!taken) break;
+                    name = psprintf("sgivm_key_%d_%d_%d", i + 1, list_length(o->view_key) + 1, n);
+                }
+                Oid type;
+                int32 typmod;
+                Oid coll;
+                get_atttypetypmodcoll(rte->relid, att, &type, &typmod, &coll);
+                Var *v = makeVar(o->rtindex, att, type, typmod, coll, 0);
+                TargetEntry *tle = makeTargetEntry(reinterpret_cast<Expr *>(v), static_cast<AttrNumber>(list_length(q->targetList) + 1),
+                                                   name, false);
+                q->targetList = lappend(q->targetList, tle);
+                names = lappend(names, name);
+                out = name;
+            }
+            o->view_key = lappend(o->view_key, pstrdup(out));
+            a->key = list_append_unique(a->key, makeString(pstrdup(out)));
+        }
+        i++;
+    }
+    // (key as plain strings)
+    List *key = NIL;
+    foreach (lc, a->key) key = lappend(key, strVal(lfirst(lc)));
+    a->key = key;
+    a->occs = w.occs;
+    a->edges = w.edges;
+    a->lookups = w.lookups;
+    a->general_join = true;
+}
+
+// ---- subqueries in FROM and WITH: inlined -----------------------------------------------------
+
+// A subquery that is only tables, joins and conditions: inlined into the query that reads it.
+bool simple_subquery(Query *sq) {
+    return sq->commandType == CMD_SELECT && !sq->utilityStmt && !sq->hasAggs && !sq->groupClause && !sq->havingQual &&
+           !sq->hasWindowFuncs && !sq->distinctClause && !sq->setOperations && !sq->limitCount && !sq->limitOffset &&
+           !sq->cteList && !sq->hasSubLinks && !sq->hasTargetSRFs && !sq->rowMarks && !sq->groupingSets &&
+           list_length(sq->jointree->fromlist) == 1;
+}
+
+// Puts `item` where RangeTblRef `rtindex` is in the join tree `n`, and its conditions where they
+// keep their meaning: the ON clause of an inner join or of the join whose nullable side it is,
+// or WHERE at the top. False if not found; refuses a subquery with conditions on an outer
+// join's preserved side.
+bool place_subquery(Node **n, int rtindex, Node *item, Node *quals, Query *q, JoinExpr *parent, bool parent_nullable_side) {
+    if (IsA(*n, RangeTblRef)) {
+        if (reinterpret_cast<RangeTblRef *>(*n)->rtindex != rtindex) return false;
+        *n = item;
+        if (!quals) return true;
+        Node **target = nullptr;
+        if (!parent)
+            target = &q->jointree->quals;
+        else if (parent->jointype == JOIN_INNER || parent_nullable_side)
+            target = &parent->quals;
+        else
+            refuse("a subquery with WHERE on the preserved side of an outer join",
+                   "Move its conditions into the outer query's WHERE, or define it as a view of its own (add_view).");
+        *target = *target ? reinterpret_cast<Node *>(makeBoolExpr(AND_EXPR, list_make2(*target, quals), -1)) : quals;
+        return true;
+    }
+    if (IsA(*n, JoinExpr)) {
+        JoinExpr *j = reinterpret_cast<JoinExpr *>(*n);
+        return place_subquery(&j->larg, rtindex, item, quals, q, j, j->jointype == JOIN_RIGHT) ||
+               place_subquery(&j->rarg, rtindex, item, quals, q, j, j->jointype == JOIN_LEFT);
+    }
+    return false;
+}
+
+// WITH queries read in FROM (non-recursive SELECTs) become subqueries, at every level of
+// subqueries in FROM (`ctes`: the WITH lists around q, innermost first).
+void ctes_to_subqueries(Query *q, List *ctes) {
+    ListCell *lc;
+    foreach (lc, q->cteList) {
+        CommonTableExpr *cte = static_cast<CommonTableExpr *>(lfirst(lc));
+        if (cte->cterecursive) refuse("WITH RECURSIVE", "A recursive query has no delta rules here; maintain its input tables.");
+        if (castNode(Query, cte->ctequery)->commandType != CMD_SELECT)
+            refuse("a data-modifying statement in WITH", "A view only reads: pass the SELECT alone.");
+    }
+    ctes = lcons(q->cteList, ctes);
+    foreach (lc, q->rtable) {
+        RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind == RTE_CTE) {
+            if (rte->ctelevelsup >= static_cast<Index>(list_length(ctes))) refuse("this WITH query", nullptr);
+            CommonTableExpr *cte = nullptr;
+            ListCell *c;
+            foreach (c, static_cast<List *>(list_nth(ctes, static_cast<int>(rte->ctelevelsup))))
+                if (strcmp(static_cast<CommonTableExpr *>(lfirst(c))->ctename, rte->ctename) == 0)
+                    cte = static_cast<CommonTableExpr *>(lfirst(c));
+            if (!cte) refuse("this WITH query", nullptr);
+            Query *cq = static_cast<Query *>(copyObjectImpl(cte->ctequery));
+            // (a WITH query of an outer level reads that level's WITH queries: one level up now)
+            ctes_to_subqueries(cq, list_copy_tail(ctes, static_cast<int>(rte->ctelevelsup) + 1));
+            rte->rtekind = RTE_SUBQUERY;
+            rte->subquery = cq;
+            rte->ctename = nullptr;
+            rte->ctelevelsup = 0;
+        } else if (rte->rtekind == RTE_SUBQUERY && rte->subquery) {
+            ctes_to_subqueries(rte->subquery, ctes);
+        }
+    }
+    q->cteList = NIL;
+}
+
+// The query with its subqueries in FROM (WITH queries made subqueries first) inlined, as far as
+// they are one table with conditions: the general join then sees their tables as its own.
+// strict: refuse a subquery that is not; else leave it (split_view makes it a view).
+Query *inline_subqueries(Query *q, bool strict) {
+    ListCell *lc;
+    // (in place: the subquery's table takes the subquery's place in the range table, so that
+    // joins keep referring to earlier entries only)
+    for (int s = 1; s <= list_length(q->rtable); s++) {
+        RangeTblEntry *rte = rt_fetch(s, q->rtable);
+        if (rte->rtekind != RTE_SUBQUERY || !rte->inFromCl) continue;
+        Query *sq = inline_subqueries(static_cast<Query *>(copyObjectImpl(rte->subquery)), strict);
+        bool one_table = simple_subquery(sq) && list_length(sq->rtable) == 1 && IsA(linitial(sq->jointree->fromlist), RangeTblRef) &&
+                         rt_fetch(1, sq->rtable)->rtekind == RTE_RELATION;
+        if (!one_table && !strict) {
+            rte->subquery = sq;
+            continue;
+        }
+        if (!simple_subquery(sq))
+            refuse("a subquery in FROM with aggregates, DISTINCT, LIMIT, set operations or subqueries of its own",
+                   "Define the subquery as a view of its own (add_view) and select from that view.");
+        if (!one_table)
+            refuse("a subquery in FROM over more than one table",
+                   "Define the subquery as a view of its own (add_view) and select from that view.");
+        ChangeVarNodes(reinterpret_cast<Node *>(sq), 1, s, 0);
+        // the outer query's columns of the subquery are its select list's expressions
+        q = reinterpret_cast<Query *>(ReplaceVarsFromTargetList(reinterpret_cast<Node *>(q), s, 0, rte, sq->targetList,
+                                                                REPLACEVARS_REPORT_ERROR, 0, &q->hasSubLinks));
+        RangeTblEntry *table = rt_fetch(1, sq->rtable);
+        const char *alias = rt_fetch(s, q->rtable)->eref->aliasname;
+        table->alias = makeAlias(alias, NIL);
+        table->eref->aliasname = pstrdup(alias);
+        list_nth_cell(q->rtable, s - 1)->ptr_value = table;
+        bool placed = false;
+        RangeTblRef *ref = makeNode(RangeTblRef);
+        ref->rtindex = s;
+        foreach (lc, q->jointree->fromlist) {
+            Node *n = static_cast<Node *>(lfirst(lc));
+            if (place_subquery(&n, s, reinterpret_cast<Node *>(ref), sq->jointree->quals, q, nullptr, false)) {
+                lfirst(lc) = n;
+                placed = true;
+                break;
+            }
+        }
+        if (!placed) refuse("this subquery in FROM", nullptr);
+    }
+    return q;
+}
+
+// SELECT * FROM (<query>) AS alias(columns): the inner query, its columns renamed (add_view's
+// form of pg_ivm's column list, mv(a, b), and the plain renaming a user may write).
+Query *unwrap_renaming(Query *q) {
+    if (list_length(q->rtable) != 1 || list_length(q->jointree->fromlist) != 1 || q->jointree->quals || q->hasAggs ||
+        q->groupClause || q->havingQual || q->hasWindowFuncs || q->distinctClause || q->sortClause || q->limitCount ||
+        q->limitOffset || q->setOperations || q->cteList || q->hasSubLinks || q->hasTargetSRFs || q->rowMarks ||
+        q->commandType != CMD_SELECT || q->utilityStmt)
+        return q;
+    RangeTblEntry *rte = static_cast<RangeTblEntry *>(linitial(q->rtable));
+    if (rte->rtekind != RTE_SUBQUERY || !IsA(linitial(q->jointree->fromlist), RangeTblRef)) return q;
+    Query *inner = rte->subquery;
+    // the outer select list: every column of the subquery, in order
+    List *inner_out = NIL;
+    ListCell *lc;
+    foreach (lc, inner->targetList)
+        if (!static_cast<TargetEntry *>(lfirst(lc))->resjunk) inner_out = lappend(inner_out, lfirst(lc));
+    int n = 0;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        Var *v = plain_var(reinterpret_cast<Node *>(tle->expr));
+        if (tle->resjunk || !v || v->varno != 1 || v->varlevelsup || v->varattno != ++n) return q;
+    }
+    if (n != list_length(inner_out)) return q;
+    int i = 0;
+    foreach (lc, q->targetList) static_cast<TargetEntry *>(list_nth(inner_out, i++))->resname = static_cast<TargetEntry *>(lfirst(lc))->resname;
+    return inner;
+}
+
+// ---- a view over a view of its own input (add_view's split) ------------------------------------
+
+// Column names made unique (x, x_2, x_3...) for the select list of a view's input.
+char *unique_name(List **taken, const char *base) {
+    char *name = pstrdup(base);
+    for (int n = 2;; n++) {
+        bool seen = false;
+        ListCell *lc;
+        foreach (lc, *taken) seen = seen || strcmp(static_cast<char *>(lfirst(lc)), name) == 0;
+        if (!seen) break;
+        name = psprintf("%s_%d", base, n);
+    }
+    *taken = lappend(*taken, name);
+    return name;
+}
+
+struct SplitVars {
+    List *vars;  // Var *, each once: the columns of the input the outer query reads
+    Index varno;  // (mapping) the input's range table index
+};
+
+bool collect_vars(Node *n, SplitVars *c) {
+    if (!n) return false;
+    if (IsA(n, Var) && reinterpret_cast<Var *>(n)->varlevelsup == 0) {
+        ListCell *lc;
+        foreach (lc, c->vars)
+            if (equal(lfirst(lc), n)) return false;
+        c->vars = lappend(c->vars, n);
+        return false;
+    }
+    return expression_tree_walker(n, reinterpret_cast<bool (*)()>(collect_vars), c);
+}
+
+Node *map_vars(Node *n, SplitVars *c) {
+    if (!n) return nullptr;
+    if (IsA(n, Var) && reinterpret_cast<Var *>(n)->varlevelsup == 0) {
+        int i = 1;
+        ListCell *lc;
+        foreach (lc, c->vars) {
+            if (equal(lfirst(lc), n)) {
+                Var *v = static_cast<Var *>(copyObjectImpl(n));
+                v->varno = v->varnosyn = c->varno;
+                v->varattno = v->varattnosyn = static_cast<AttrNumber>(i);
+                return reinterpret_cast<Node *>(v);
+            }
+            i++;
+        }
+    }
+    return expression_tree_mutator(n, reinterpret_cast<Node *(*)()>(map_vars), c);
+}
+
+// The deparsed query, every table schema-qualified.
+char *deparse_qualified(Query *q) {
+    int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    char *text = pg_get_querydef(q, false);
+    AtEOXact_GUC(true, nest);
+    return text;
+}
+
+// add_view of a query the engine maintains only over a view of its own input: aggregates,
+// DISTINCT or a ranking over anything but one table (a join, a subquery), or a subquery in FROM
+// that is not one table. With input 0: that input's query (NULL: no split); with the input's
+// table made (a view named <view>_sgivm_in): the query over it.
+char *split_view(const char *query_text, Oid input) {
+    // (errors point into the view's query, as add_view's analysis reports them)
+    ErrorQuery eq{query_text};
+    ErrorContextCallback cb;
+    cb.callback = view_query_error_callback;
+    cb.arg = &eq;
+    cb.previous = error_context_stack;
+    error_context_stack = &cb;
+    List *raw = raw_parser(query_text, RAW_PARSE_DEFAULT);
+    if (list_length(raw) != 1 || !IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt)) {
+        error_context_stack = cb.previous;
+        return nullptr;
+    }
+    Query *q = parse_analyze_fixedparams(linitial_node(RawStmt, raw), query_text, nullptr, 0, nullptr);
+    error_context_stack = cb.previous;
+    if (q->commandType != CMD_SELECT || q->utilityStmt || q->setOperations) return nullptr;
+    ctes_to_subqueries(q, NIL);
+    q = unwrap_renaming(q);
+    Analysis dummy;
+    memset(&dummy, 0, sizeof dummy);
+    if (top_n_inner(q, &dummy) != q) return nullptr;
+    q = inline_subqueries(q, false);
+    // a subquery in FROM that stays: its own view, read as a table under the subquery's alias
+    for (int s = 1; s <= list_length(q->rtable); s++) {
+        RangeTblEntry *rte = rt_fetch(s, q->rtable);
+        if (rte->rtekind != RTE_SUBQUERY || !rte->inFromCl) continue;
+        if (!OidIsValid(input)) {
+            Query *sq = rte->subquery;
+            List *taken = NIL;
+            int i = 0;
+            ListCell *lc;
+            foreach (lc, sq->targetList) {
+                TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+                if (tle->resjunk) continue;
+                tle->resname = unique_name(&taken, strVal(list_nth(rte->eref->colnames, i++)));
+            }
+            return deparse_qualified(sq);
+        }
+        rte->rtekind = RTE_RELATION;
+        rte->relid = input;
+        rte->relkind = RELKIND_RELATION;
+        rte->rellockmode = AccessShareLock;
+        rte->subquery = nullptr;
+        rte->requiredPerms = ACL_SELECT;
+        rte->inh = true;
+        rte->alias = makeAlias(rte->eref->aliasname, NIL);
+        return deparse_qualified(q);
+    }
+    bool aggregate = q->hasAggs || q->groupClause || q->havingQual || q->distinctClause || q->hasWindowFuncs;
+    bool one_table = list_length(q->jointree->fromlist) == 1 && IsA(linitial(q->jointree->fromlist), RangeTblRef) &&
+                     !q->hasSubLinks && rt_fetch(reinterpret_cast<RangeTblRef *>(linitial(q->jointree->fromlist))->rtindex, q->rtable)->rtekind == RTE_RELATION;
+    if (!aggregate || one_table || q->hasDistinctOn || q->groupingSets || q->sortClause || q->limitCount || q->limitOffset)
+        return nullptr;
+    // aggregates over a join: the join's rows (the columns the rest reads) are the input view
+    q->targetList = reinterpret_cast<List *>(flatten_join_alias_vars(q, reinterpret_cast<Node *>(q->targetList)));
+    q->havingQual = flatten_join_alias_vars(q, q->havingQual);
+    SplitVars c{NIL, 1};
+    (void)collect_vars(reinterpret_cast<Node *>(q->targetList), &c);
+    (void)collect_vars(q->havingQual, &c);
+    if (c.vars == NIL) return nullptr;
+    if (!OidIsValid(input)) {
+        Query *in = static_cast<Query *>(copyObjectImpl(q));
+        in->targetList = NIL;
+        List *taken = NIL;
+        ListCell *lc;
+        foreach (lc, c.vars) {
+            Var *v = static_cast<Var *>(lfirst(lc));
+            RangeTblEntry *rte = rt_fetch(v->varno, q->rtable);
+            char *col = v->varattno > 0 ? get_rte_attribute_name(rte, v->varattno) : pstrdup("row");
+            char *name = unique_name(&taken, psprintf("%s_%s", rte->eref->aliasname, col));
+            in->targetList = lappend(in->targetList, makeTargetEntry(static_cast<Expr *>(copyObjectImpl(v)),
+                                                                     static_cast<AttrNumber>(list_length(in->targetList) + 1), name, false));
+        }
+        in->hasAggs = false;
+        in->hasWindowFuncs = false;
+        in->groupClause = NIL;
+        in->havingQual = nullptr;
+        in->windowClause = NIL;
+        in->distinctClause = NIL;
+        return deparse_qualified(in);
+    }
+    RangeTblEntry *rte = makeNode(RangeTblEntry);
+    rte->rtekind = RTE_RELATION;
+    rte->relid = input;
+    rte->relkind = RELKIND_RELATION;
+    rte->rellockmode = AccessShareLock;
+    rte->alias = makeAlias("sgivm_in", NIL);
+    rte->eref = makeAlias("sgivm_in", NIL);
+    Relation r = table_open(input, AccessShareLock);
+    for (int i = 0; i < RelationGetDescr(r)->natts; i++)
+        rte->eref->colnames = lappend(rte->eref->colnames, makeString(pstrdup(NameStr(TupleDescAttr(RelationGetDescr(r), i)->attname))));
+    table_close(r, AccessShareLock);
+    rte->inh = true;
+    rte->inFromCl = true;
+    rte->requiredPerms = ACL_SELECT;
+    q->targetList = reinterpret_cast<List *>(map_vars(reinterpret_cast<Node *>(q->targetList), &c));
+    q->havingQual = map_vars(q->havingQual, &c);
+    q->rtable = list_make1(rte);
+    RangeTblRef *ref = makeNode(RangeTblRef);
+    ref->rtindex = 1;
+    q->jointree = makeFromExpr(list_make1(ref), nullptr);
+    q->hasSubLinks = false;
+    return deparse_qualified(q);
+}
+
 void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
@@ -580,8 +1314,14 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     error_context_stack = cb.previous;
     // Top-N: the ranking as a subquery, filtered to its first N. The rest analyses the ranking
     // (the inner query); the view's query, for its table and for verify(), stays the whole.
+    ctes_to_subqueries(q, NIL);
+    q = unwrap_renaming(q);
     Query *outer = q;
     q = top_n_inner(q, a);
+    if (q == outer) {
+        q = inline_subqueries(q, true);
+        outer = q;
+    }
 
     // What the engine cannot maintain, before anything about names and keys: the first error
     // names the construct that is really unsupported.
@@ -593,12 +1333,19 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
     if (q->limitCount || q->limitOffset) refuse("LIMIT/OFFSET", "Filter with WHERE, or rank with ROW_NUMBER.");
     if (q->hasSubLinks) {
+        // EXISTS / IN / NOT EXISTS / NOT IN in the WHERE of a view without aggregates (a
+        // general join) are maintained; elsewhere a subquery is refused
         const char *what = "a subquery in an expression";
-        if (!sublink_walker(reinterpret_cast<Node *>(q->targetList), &what) &&
-            !sublink_walker(reinterpret_cast<Node *>(q->jointree), &what))
-            (void)sublink_walker(q->havingQual, &what);
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("stategrid_ivm cannot maintain a view with %s", what),
-                        errdetail("Subqueries in expressions (EXISTS, NOT EXISTS, IN, scalar subqueries) are not supported yet.")));
+        bool aggregate = q->hasAggs || q->groupClause != NIL || q->havingQual || q->hasWindowFuncs;
+        if (sublink_walker(reinterpret_cast<Node *>(q->targetList), &what) ||
+            sublink_walker(reinterpret_cast<Node *>(q->jointree->fromlist), &what) || sublink_walker(q->havingQual, &what))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a view with %s outside WHERE", what),
+                            errhint("EXISTS, IN, NOT EXISTS and NOT IN are maintained in WHERE; join the table instead, or aggregate it in a view of its own and join that view.")));
+        if (aggregate && sublink_walker(q->jointree->quals, &what))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm cannot maintain a view with %s and aggregates", what),
+                            errhint("Define the filtered rows as a view of its own (add_view) and aggregate over that view.")));
     }
     if (q->cteList) refuse("WITH", "Define each step as its own view.");
     if (q->hasTargetSRFs) refuse("set-returning functions", nullptr);
@@ -664,6 +1411,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     // Inputs: every range table entry must be a plain table.
     foreach (lc, q->rtable) {
         RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind == RTE_SUBQUERY && !rte->inFromCl) continue;  // inlined
         if (rte->rtekind == RTE_SUBQUERY) refuse("a subquery in FROM", "Define the subquery as its own view and select from that.");
         if (rte->rtekind == RTE_FUNCTION) refuse("a function in FROM", nullptr);
         if (rte->rtekind == RTE_VALUES) refuse("VALUES in FROM", nullptr);
@@ -676,7 +1424,12 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         }
     }
 
-    // FROM: one table, or a chain of INNER/LEFT equi-joins from the fact table to dimensions.
+    // FROM: a fact table with dimensions (or an aggregate's one input), else a general join.
+    a->general_join = !a->aggregate && !fact_with_dimensions(q);
+    if (a->general_join) analyse_join(q, a);
+    int fact_index = 0;
+    RangeTblEntry *fact = nullptr;
+    if (!a->general_join) {
     if (list_length(q->jointree->fromlist) != 1)
         refuse(list_length(q->jointree->fromlist) == 0 ? "no FROM clause" : "a comma-separated FROM list",
                "Write joins as JOIN ... ON fact.column = dimension.column.");
@@ -693,8 +1446,8 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         from = j->larg;
     }
     if (!IsA(from, RangeTblRef)) refuse("this FROM clause", nullptr);
-    int fact_index = reinterpret_cast<RangeTblRef *>(from)->rtindex;
-    RangeTblEntry *fact = rt_fetch(fact_index, q->rtable);
+    fact_index = reinterpret_cast<RangeTblRef *>(from)->rtindex;
+    fact = rt_fetch(fact_index, q->rtable);
     if (fact->rtekind != RTE_RELATION) refuse("this FROM clause", nullptr);
     a->input_relids = lappend_oid(a->input_relids, fact->relid);
     a->input_names = lappend(a->input_names, qualified_name(fact->relid));
@@ -733,6 +1486,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         a->join_inputs = lappend_int(a->join_inputs, list_length(a->input_relids) - 1);
         a->join_fact_cols = lappend(a->join_fact_cols, get_attname(fact->relid, l->varattno, false));
         a->join_dim_cols = lappend(a->join_dim_cols, get_attname(dim->relid, r->varattno, false));
+    }
     }
 
     // Aggregates: the groups, and the scope a change recomputes -- all groups it touches, or a
@@ -810,7 +1564,9 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         a->audit = lappend_int(a->audit, audit ? 1 : 0);
     }
 
-    if (!a->aggregate) {
+    if (a->general_join) {
+        // (the occurrences' keys: analyse_join)
+    } else if (!a->aggregate) {
         List *fk = key_columns_of(fact->relid);
         if (fk == NIL)
             ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
@@ -855,6 +1611,20 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     a->deparsed = pg_get_querydef(outer, false);
+    if (a->general_join) {
+        // where each branch of the compute step restricts one occurrence to its touched rows
+        Param *scope = makeNode(Param);
+        scope->paramkind = PARAM_EXTERN;
+        scope->paramid = 20001;  // sgivm::kScopeParam
+        scope->paramtype = BOOLOID;
+        scope->paramtypmod = -1;
+        scope->location = -1;
+        Node *quals = q->jointree->quals;
+        q->jointree->quals = quals ? reinterpret_cast<Node *>(makeBoolExpr(AND_EXPR, list_make2(quals, scope), -1))
+                                   : reinterpret_cast<Node *>(scope);
+        a->compute_template = pg_get_querydef(q, false);
+        q->jointree->quals = quals;
+    }
     AtEOXact_GUC(true, nest);
 }
 
@@ -912,6 +1682,33 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             foreach (lc, a.rank_partition) s.rank_partition.push_back(static_cast<size_t>(lfirst_int(lc)));
             s.top_n = a.top_n;
         }
+        foreach (lc, a.occs) {
+            const JoinOcc *o = static_cast<JoinOcc *>(lfirst(lc));
+            sgivm::ViewShape::Occurrence occ;
+            occ.input = static_cast<size_t>(o->input);
+            occ.alias = o->alias;
+            ListCell *k;
+            foreach (k, o->key) occ.key.emplace_back(static_cast<char *>(lfirst(k)));
+            foreach (k, o->view_key) occ.view_key.emplace_back(static_cast<char *>(lfirst(k)));
+            occ.nullable = o->nullable;
+            s.occurrences.push_back(std::move(occ));
+        }
+        foreach (lc, a.edges) {
+            const JoinEdge *e = static_cast<JoinEdge *>(lfirst(lc));
+            sgivm::ViewShape::Edge edge;
+            edge.kind = static_cast<sgivm::ViewShape::Edge::Kind>(e->kind);
+            edge.from_input = static_cast<size_t>(e->from_input);
+            edge.from_occ = e->from_occ;
+            if (e->from_col) edge.from_col = e->from_col;
+            edge.to_occ = static_cast<size_t>(e->to_occ);
+            if (e->to_col) edge.to_col = e->to_col;
+            s.edges.push_back(std::move(edge));
+        }
+        foreach (lc, a.lookups) {
+            const JoinLookup *l = static_cast<JoinLookup *>(lfirst(lc));
+            s.lookups.emplace_back(static_cast<size_t>(l->input), l->column);
+        }
+        if (a.compute_template) s.compute_template = a.compute_template;
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;
             ListCell *c;
@@ -922,4 +1719,11 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
         return sgivm::pg::pg_call([&] { return pstrdup(j.c_str()); });
     });
     PG_RETURN_TEXT_P(cstring_to_text(json));
+}
+
+// stategrid_ivm._split_view(query text, input oid) -> text: split_view.
+extern "C" Datum sgivm_split_view(PG_FUNCTION_ARGS) {
+    char *out = split_view(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_OID(1));
+    if (!out) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(cstring_to_text(out));
 }
