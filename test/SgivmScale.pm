@@ -48,6 +48,7 @@ DECLARE
 	v_deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
 	v_user bigint;
 	v_region int;
+	v_id bigint;
 BEGIN
 	committed := 0;
 	WHILE committed < max_iterations AND clock_timestamp() < v_deadline
@@ -64,16 +65,20 @@ BEGIN
 		FROM (SELECT sg_some_user() AS u, round((1 + random() * 99)::numeric, 2) AS a
 		      FROM generate_series(1, 3)) r
 		WHERE u IS NOT NULL;
+		-- (the random row first: a volatile function in WHERE would be called for every row)
+		v_id := sg_some_reading();
 		UPDATE power_consumption SET consumption_amount = consumption_amount + 1,
 		                             consumption_cost = consumption_cost + 0.56
-		WHERE consumption_id = sg_some_reading();
+		WHERE consumption_id = v_id;
 		IF random() < 0.2 THEN
-			DELETE FROM power_consumption WHERE consumption_id = sg_some_reading();
+			v_id := sg_some_reading();
+			DELETE FROM power_consumption WHERE consumption_id = v_id;
 		END IF;
 		IF random() < 0.1 THEN
 			v_region := $region_base + floor(random() * 5)::int;
+			v_id := sg_some_user();
 			UPDATE power_user SET region_id = v_region, region_name = 'region ' || v_region, update_time = now()
-			WHERE user_id = sg_some_user();
+			WHERE user_id = v_id;
 		END IF;
 		COMMIT;
 		committed := committed + 1;
