@@ -13,6 +13,9 @@
 # hold the same total, and that total and the DWD's count satisfy the equation. A reader on the
 # standby checks this in one statement (one snapshot) over and over, while the writer runs on
 # the primary and the worker applies its transactions in batches there.
+#
+# stategrid_ivm.pipelines reads on the standby too (it failed: "recovery is in progress", from
+# the WAL position functions), with the replicated state and the lag left to the primary.
 use strict;
 use warnings;
 
@@ -149,6 +152,11 @@ $primary->safe_psql('postgres', q{SELECT stategrid_ivm.sync('stategrid')});
 is($primary->safe_psql('postgres', q{SELECT count(*) FROM stategrid_ivm.verify('stategrid') WHERE NOT ok}), '0',
 	'verify() is clean on the primary');
 $primary->wait_for_catchup($standby);
+# The status view reads on the standby too (the lag is the primary's to say: NULL here).
+is( $standby->safe_psql('postgres', q{
+		SELECT name, state, applied_lsn IS NOT NULL, lag_bytes IS NULL, lag_seconds IS NULL, retained_wal_bytes IS NULL
+		FROM stategrid_ivm.pipelines}),
+	'stategrid|running|t|t|t|t', 'stategrid_ivm.pipelines reads on the standby: the replicated state, no lag');
 my $dws = q{SELECT region_id, stat_date, total_consumption, user_count FROM dws_region_daily_stats ORDER BY 1, 2};
 is($standby->safe_psql('postgres', $dws), $primary->safe_psql('postgres', $dws), 'the standby has the same DWS');
 
