@@ -1760,16 +1760,20 @@ FOR EACH ROW EXECUTE FUNCTION _unguard_unregistered_table();
 -- the last moment the pipeline is known to have been caught up: its last batch, else its last
 -- applied commit. Figures are rounded: the lag up to milliseconds (a wait never reads 0),
 -- freshness to tenths of milliseconds (its buckets are 10% wide).
+-- On a hot standby the worker does not run (it runs on the primary, whose catalog and tables
+-- the standby replays) and the WAL position functions are not allowed: lag and retained WAL are
+-- NULL there; the standby's own delay is PostgreSQL's (pg_last_xact_replay_timestamp()).
 CREATE VIEW pipelines AS
 SELECT p.name,
        p.state,
        r.worker_pid,
        p.applied_lsn,
-       CASE WHEN p.state IN ('created') THEN NULL
+       CASE WHEN p.state IN ('created') OR pg_is_in_recovery() THEN NULL
             ELSE greatest(0, pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
                                greatest(r.caught_up_lsn, p.applied_lsn, s.confirmed_flush_lsn)))::bigint
        END AS lag_bytes,
-       (ceil(1000 * CASE WHEN r.oldest_unapplied_commit IS NOT NULL
+       (ceil(1000 * CASE WHEN pg_is_in_recovery() THEN NULL
+                WHEN r.oldest_unapplied_commit IS NOT NULL
                 THEN greatest(0, extract(epoch FROM clock_timestamp() - r.oldest_unapplied_commit))
             WHEN (p.state IN ('error', 'paused') OR (p.state = 'running' AND r.caught_up_lsn IS NULL))
                  AND pg_wal_lsn_diff(pg_current_wal_flush_lsn(),
@@ -1778,7 +1782,8 @@ SELECT p.name,
                                          - coalesce(r.last_batch_at, p.applied_commit_time, p.last_error_at, p.started_at)))
             ELSE 0
        END) / 1000)::numeric(15,3) AS lag_seconds,
-       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained_wal_bytes,
+       CASE WHEN NOT pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint END AS retained_wal_bytes,
        p.transactions_applied,
        r.freshness_transactions,
        r.freshness_p50_ms::numeric(15,1) AS freshness_p50_ms,

@@ -110,7 +110,8 @@ std::string slot_refusal(const Pipeline &p, SlotHealth health) {
     return "replication slot " + p.slot + " of pipeline \"" + p.name + "\" " +
            (health == SlotHealth::Lost ? "was invalidated: the server removed WAL the pipeline still needed"
                                          " (it kept more than max_slot_wal_keep_size)"
-                                       : "does not exist (dropped by hand, or the database was restored from a dump)") +
+                                       : "does not exist (dropped by hand, the database was restored from a dump, or the server is a"
+                                         " promoted standby)") +
            "; rebuild the pipeline, which copies its sources again: " + rebuild_call(p);
 }
 
