@@ -369,6 +369,14 @@ BEGIN
                                   array_to_string(v_key, ', '), p_from, array_to_string(p_key, ', ')),
                   HINT = v_way_out || ', or drop or rename the existing table.';
     END IF;
+    -- (a publication of it could not replicate the pipeline's updates and deletes: the worker
+    -- would fail at its first; _identify_rows gives a table without an identity one)
+    IF (SELECT relreplident FROM pg_class WHERE oid = p_table) = 'n' THEN
+        RAISE EXCEPTION 'table % has REPLICA IDENTITY NOTHING', p_table
+            USING ERRCODE = 'invalid_table_definition',
+                  DETAIL = 'A publication of the table could not replicate the pipeline''s updates and deletes of its rows.',
+                  HINT = format('ALTER TABLE %s REPLICA IDENTITY DEFAULT (or USING INDEX, or FULL), or %s.', p_table, p_way_out);
+    END IF;
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_missing
     FROM pg_attribute a
     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
@@ -377,6 +385,62 @@ BEGIN
         RAISE EXCEPTION 'table % has NOT NULL columns without defaults that the % does not fill: %', p_table, p_from, v_missing
             USING ERRCODE = 'not_null_violation', HINT = 'Give them a default or drop NOT NULL.';
     END IF;
+END
+$$;
+
+-- The output columns of a view's query proven never NULL (src/pg/not_null_columns.cpp). Parse
+-- analysis only; open to PUBLIC because it runs as the pipeline's owner (_run_as).
+CREATE FUNCTION _not_null_columns(query text) RETURNS name[]
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'sgivm_not_null_columns';
+
+-- How a publication identifies a view table's rows (docs/replication.md): a table that
+-- PostgreSQL's logical replication publishes needs a replica identity, or the worker's first
+-- UPDATE or DELETE of it fails; and a subscriber finds each replicated row by its copy's
+-- identity index. ODS mirrors have the source's primary key. A view table gets, after its
+-- indexes (plan->'indexes') and while it is empty:
+-- * a PRIMARY KEY on the view's key (the unique index sgivm_k_<relid>_0 becomes the
+--   constraint) when every key column is proven never NULL (_not_null_columns) or declared
+--   NOT NULL; a table add_view created (p_created) declares every proven column NOT NULL, so
+--   that a view reading it proves its key in turn;
+-- * REPLICA IDENTITY FULL otherwise (a key part that may be NULL: a NULL group, a
+--   null-extended row of an outer join; or no key at all, rows that may repeat): publishable,
+--   but a PostgreSQL 15 subscriber finds each replicated row by scanning its copy.
+-- A table with an identity of its own (an adopted table's primary key, replica identity index
+-- or FULL) keeps it. Runs as the pipeline's owner, who owns the table.
+CREATE FUNCTION _identify_rows(p_owner oid, p_table regclass, p_plan jsonb, p_created boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_key name[] := ARRAY(SELECT jsonb_array_elements_text(coalesce(p_plan->'key', '[]')))::name[];
+    v_proven name[];
+    v_index text := 'sgivm_k_' || p_table::oid || '_0';
+    v_primary boolean;
+    v_set text;
+    v_ident "char" := (SELECT relreplident FROM pg_class WHERE oid = p_table);
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_table
+               AND (v_ident = 'f'
+                    OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisvalid
+                               AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident END))) THEN
+        RETURN;
+    END IF;
+    v_proven := (stategrid_ivm._run_as(p_owner, format('SELECT stategrid_ivm._not_null_columns(%L)', p_plan->>'deparsed')))[1]::name[];
+    v_primary := cardinality(v_key) > 0
+        AND EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+                    WHERE i.indrelid = p_table AND x.relname = v_index AND i.indisunique)
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = p_table AND a.attname = ANY (v_key)
+                        AND NOT a.attnotnull AND a.attname <> ALL (v_proven));
+    -- (of an adopted table, only the key's columns: the rest of its definition is its owner's)
+    SELECT string_agg(format('ALTER COLUMN %I SET NOT NULL', a.attname), ', ' ORDER BY a.attnum) INTO v_set
+    FROM pg_attribute a
+    WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull AND a.attname = ANY (v_proven)
+      AND (p_created OR (v_primary AND a.attname = ANY (v_key)));
+    PERFORM stategrid_ivm._run_as(p_owner, format('ALTER TABLE %s %s', p_table,
+        concat_ws(', ', v_set,
+                  CASE WHEN NOT v_primary THEN 'REPLICA IDENTITY FULL'
+                       ELSE format('ADD CONSTRAINT %I PRIMARY KEY USING INDEX %I', v_index, v_index) END,
+                  CASE WHEN v_primary AND v_ident <> 'd' THEN 'REPLICA IDENTITY DEFAULT' END)));
 END
 $$;
 
@@ -664,6 +728,7 @@ DECLARE
     v_input oid;
     v_src record;
     v_stmt text;
+    v_created boolean;
 BEGIN
     p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
     IF view_name IS NULL OR query IS NULL THEN
@@ -744,7 +809,8 @@ BEGIN
     END LOOP;
 
     v_relid := to_regclass(v_qualified);
-    IF v_relid IS NOT NULL THEN
+    v_created := v_relid IS NULL;
+    IF NOT v_created THEN
         PERFORM stategrid_ivm._check_adoption(v_relid, p, v_caller, 'view',
             ARRAY(SELECT jsonb_array_elements_text(v_plan->'columns')),
             ARRAY(SELECT jsonb_array_elements_text(v_plan->'types')), NULL, 'choose another view name');
@@ -776,6 +842,7 @@ BEGIN
     VALUES (p.pipeline_id, v_qualified, v_relid, query, v_plan);
     UPDATE stategrid_ivm.pipeline SET views_version = views_version + 1 WHERE pipeline_id = p.pipeline_id;
     PERFORM stategrid_ivm._run_as(p.owner, format('DELETE FROM %s', v_qualified));
+    PERFORM stategrid_ivm._identify_rows(p.owner, v_relid, v_plan, v_created);
     PERFORM stategrid_ivm._run_as(p.owner, v_plan->>'populate');
     -- The statements that keep the view current, run once on an empty change: one the worker
     -- could not run fails add_view now, instead of the whole pipeline at its first change.
@@ -1350,12 +1417,15 @@ BEGIN
 
     -- Its indexes named after old OIDs go; the views are planned again for the new OIDs (from
     -- the analysed query, whose names are schema-qualified), with their indexes.
-    FOR r IN SELECT i.indexrelid::regclass AS idx
+    -- (a view's key index is its primary key: the constraint goes, _identify_rows makes it again)
+    FOR r IN SELECT i.indexrelid::regclass AS idx, i.indrelid::regclass AS tab, k.conname
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             LEFT JOIN pg_constraint k ON k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype = 'p'
              WHERE c.relname ~ '^sgivm_[a-z]+_[0-9]+_[0-9]+$'
                AND i.indrelid IN (SELECT s.ods_relid FROM stategrid_ivm.source s WHERE s.pipeline_id = p.pipeline_id
                                   UNION SELECT v.relid FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id) LOOP
-        PERFORM stategrid_ivm._run_as(v_owner, format('DROP INDEX %s', r.idx));
+        PERFORM stategrid_ivm._run_as(v_owner, CASE WHEN r.conname IS NULL THEN format('DROP INDEX %s', r.idx)
+                                                    ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', r.tab, r.conname) END);
     END LOOP;
     FOR r IN SELECT v.* FROM stategrid_ivm.view v WHERE v.pipeline_id = p.pipeline_id ORDER BY v.view_id LOOP
         -- (kept state named after old OIDs goes too: the worker makes and fills it again)
@@ -1366,6 +1436,7 @@ BEGIN
         FOR v_stmt IN SELECT jsonb_array_elements_text(v_plan->'indexes') LOOP
             PERFORM stategrid_ivm._run_as(v_owner, v_stmt);
         END LOOP;
+        PERFORM stategrid_ivm._identify_rows(v_owner, r.relid, v_plan, false);
     END LOOP;
 
     -- A worker uses the old slot and origin: stop it (the launcher starts one for the new slot).
@@ -1894,4 +1965,4 @@ GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, re
 -- sync wakes the worker; add_view's analysis runs as the caller; _allow_direct_write checks
 -- the caller's rights on the table itself
 GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text), _split_view(text, oid),
-    _allow_direct_write(oid) TO PUBLIC;
+    _not_null_columns(text), _allow_direct_write(oid) TO PUBLIC;

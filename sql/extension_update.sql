@@ -112,6 +112,24 @@ FROM stategrid_ivm.pipelines ORDER BY name;
 SELECT region_id, stat_date, total_consumption, user_count FROM dws_region_daily_stats ORDER BY stat_date, region_id;
 SELECT region_id, stat_date, total_consumption, user_count FROM s020.dws_region_daily_stats ORDER BY stat_date, region_id;
 SELECT p.name, v.view_name, v.ok FROM (VALUES ('updated'), ('under_020')) p(name), stategrid_ivm.verify(p.name) v;
+-- The update gave the view tables of both pipelines the replica identity add_view gives them
+-- (a primary key on the key, or FULL where a key part may be NULL; the mirrors have the
+-- source's primary key): a publication of them no longer stops the workers.
+SELECT n.nspname AS schema, c.relname AS table_name, c.relreplident AS identity,
+       (SELECT string_agg(a.attname, ', ' ORDER BY a.attnum) FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+        WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid IN (SELECT ods_relid FROM stategrid_ivm.source UNION ALL SELECT relid FROM stategrid_ivm.view)
+ORDER BY 1, 2;
+CREATE PUBLICATION updated_pub FOR TABLE dwd_power_user_info, dwd_power_consumption_detail, dws_region_daily_stats,
+    dws_user_ranking, s020.dwd_power_user_info, s020.dwd_power_consumption_detail;
+UPDATE power_consumption SET consumption_amount = consumption_amount + 1;
+UPDATE power_user SET user_name = user_name || '*';
+UPDATE s020.power_user SET user_name = user_name || '*';
+SELECT stategrid_ivm.sync('updated') IS NOT NULL AS synced, stategrid_ivm.sync('under_020') IS NOT NULL AS synced_020;
+SELECT p.name, v.view_name, v.ok FROM (VALUES ('updated'), ('under_020')) p(name), stategrid_ivm.verify(p.name) v;
+DROP PUBLICATION updated_pub;
 -- 0.3.0's functions manage the pipelines 0.1.0 and 0.2.0 created (drop_view is new in 0.3.0)
 SELECT stategrid_ivm.pause_pipeline('updated');
 SELECT stategrid_ivm.refresh_view('dws_user_ranking') AS refreshed_rows;
