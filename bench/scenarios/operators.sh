@@ -32,8 +32,9 @@ scenario_operators() {
     IFS=, read -r -a sizes <<<"$OP_SIZES"
     first=${sizes[0]}
     last=${sizes[${#sizes[@]} - 1]}
-    bench_scenario $sc "Operators: many-to-many join and DISTINCT" "Warehouses of N readings (N = ${OP_SIZES//,/, }; generate_sample_data, N / $BENCH_OP_DAYS users × $BENCH_OP_DAYS days, one reading per user and day; a fresh database per N) with a source table tariff_plan of $BENCH_OP_PLANS plans per region and usage type; a pipeline of the DWD detail, to which each view is added alone (add_view), measured and dropped: (a) the readings joined with the plans of their region and usage type, a key of neither side (many-to-many), (b) SELECT DISTINCT region_id, usage_type, consumption_date::date over the DWD detail, (c) the same as GROUP BY without aggregates. Per view, after a warm-up, $FLAT_COMMITS commits of $FLAT_ROWS changed readings of the last day (half of them deleted at random, half new readings of random users: bench.op_change), each timed from its commit until sync() returns (the DWD detail included). Baseline: the view's query recomputed in full (TRUNCATE + INSERT ... SELECT into a copy of its table with its unique key, one transaction, pipeline paused)"
+    bench_scenario $sc "Operators: many-to-many join and DISTINCT" "Warehouses of N readings (N = ${OP_SIZES//,/, }; generate_sample_data, N / $BENCH_OP_DAYS users × $BENCH_OP_DAYS days, one reading per user and day; a fresh database per N) with a source table tariff_plan of $BENCH_OP_PLANS plans per region and usage type; a pipeline of the DWD detail, to which each view is added alone (add_view), measured and dropped: (a) the readings joined with the plans of their region and usage type, a key of neither side (many-to-many), (b) SELECT DISTINCT region_id, usage_type, consumption_date::date over the DWD detail, (c) the same as GROUP BY without aggregates. The same with no view above the DWD detail, for context. Per view, after a warm-up, $FLAT_COMMITS commits of $FLAT_ROWS changed readings of the last day (half of them deleted at random, half new readings of random users: bench.op_change), each timed from its commit until sync() returns (the DWD detail included). Baseline: the view's query recomputed in full (TRUNCATE + INSERT ... SELECT into a copy of its table with its unique key, one transaction, pipeline paused)"
     # declared first, so that a failing run still lists them (NOT MEASURED, or NOT SUPPORTED)
+    bench_ratio $sc dwd_only_ms_growth "dwd_only_ms_$last" "dwd_only_ms_$first" "for context, the DWD detail alone: commit → sync at $last / at $first readings"
     for kind in $BENCH_OP_VIEWS; do
         bench_flat_growth $sc "${kind}_ms_" "${BENCH_OP_TITLE[$kind]}, ${BENCH_OP_TABLE[$kind]}" "$OP_SIZES" readings
         for size in "${sizes[@]}"; do
@@ -49,6 +50,8 @@ scenario_operators() {
     for size in "${sizes[@]}"; do
         bench_log "-- $size readings"
         bench_op_db $db "$size"
+        bench_commit_series $db "CALL bench.op_change($FLAT_ROWS, $(bench_op_users "$size"), '$(bench_op_day)')" $sc "dwd_only_ms_$size" \
+            "for context, the DWD detail alone (no view above it), $size readings: $FLAT_ROWS-reading change → sync()"
         for kind in $BENCH_OP_VIEWS; do
             # a view refused at the first size is not tried again
             case " $BENCH_OP_REFUSED_KINDS " in *" $kind "*) continue ;; esac
@@ -57,12 +60,16 @@ scenario_operators() {
         bench_db_drop $db
     done
     bench_note $sc "After each view at each size: verify() (the DWD detail and the view against a full recomputation) is clean."
-    bench_note $sc "A commit's time includes the DWD detail's maintenance of the changed readings (the view reads it), the same at every size."
+    bench_note $sc "A commit's time includes the DWD detail's maintenance of the changed readings (the view reads it): the same changes with the DWD detail alone, before any view is added, are measured for context (dwd_only_ms)."
     if [ "$last" -lt 1000000 ] && [ "$MODE" != quick ]; then
         bench_note $sc "Scaled down: up to $last readings (--op-sizes 100000,1000000 for 100,000 and 1,000,000)."
     fi
     [ "$first" != "$last" ] || bench_note $sc "One size only: no growth ratio."
 }
+
+# The users of a warehouse of SIZE readings, and the day its changes go to (the last).
+bench_op_users() { echo $(( $1 / BENCH_OP_DAYS > 0 ? $1 / BENCH_OP_DAYS : 1 )); }
+bench_op_day() { date -d "$BENCH_WH_START + $((BENCH_OP_DAYS - 1)) days" +%F; }
 
 # bench_op_db DB SIZE: a fresh database of SIZE readings (SIZE / BENCH_OP_DAYS users) and the
 # tariff plans; the pipeline 'stategrid' over power_user, power_consumption and tariff_plan with
@@ -70,7 +77,7 @@ scenario_operators() {
 bench_op_db() {
     local db=$1 size=$2
     bench_db_create "$db"
-    q "$db" -c "SELECT stategrid_ivm.generate_sample_data(users => greatest($size / $BENCH_OP_DAYS, 1), days => $BENCH_OP_DAYS,
+    q "$db" -c "SELECT stategrid_ivm.generate_sample_data(users => $(bench_op_users "$size"), days => $BENCH_OP_DAYS,
                                                          start_date => '$BENCH_WH_START')" \
         -c "SELECT bench.create_tariff_plans($BENCH_OP_PLANS)" -c "VACUUM ANALYZE" >/dev/null
     bench_pipeline_create_views "$db" dwd_power_consumption_detail
@@ -86,8 +93,8 @@ BENCH_OP_REFUSED_KINDS=""
 bench_op_measure() {
     local sc=operators db=$1 size=$2 kind=$3 err users day rep ms rows
     local table=${BENCH_OP_TABLE[$3]} title=${BENCH_OP_TITLE[$3]} query=${BENCH_OP_QUERY[$3]}
-    users=$(( size / BENCH_OP_DAYS > 0 ? size / BENCH_OP_DAYS : 1 ))
-    day=$(q "$db" -c "SELECT date '$BENCH_WH_START' + $BENCH_OP_DAYS - 1")
+    users=$(bench_op_users "$size")
+    day=$(bench_op_day)
     if ! err=$(q "$db" -c "SELECT stategrid_ivm.add_view('stategrid', '$table', \$op\$$query\$op\$)" 2>&1 >/dev/null); then
         if ! echo "$err" | grep -q 'ERROR: *stategrid_ivm cannot maintain'; then
             echo "$err" >&2
