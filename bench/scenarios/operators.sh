@@ -32,7 +32,7 @@ scenario_operators() {
     IFS=, read -r -a sizes <<<"$OP_SIZES"
     first=${sizes[0]}
     last=${sizes[${#sizes[@]} - 1]}
-    bench_scenario $sc "Operators: many-to-many join and DISTINCT" "Warehouses of N readings (N = ${OP_SIZES//,/, }; generate_sample_data, N / $BENCH_OP_DAYS users × $BENCH_OP_DAYS days, one reading per user and day; a fresh database per N) with a source table tariff_plan of $BENCH_OP_PLANS plans per region and usage type; a pipeline of the DWD detail, to which each view is added alone (add_view), measured and dropped: (a) the readings joined with the plans of their region and usage type, a key of neither side (many-to-many), (b) SELECT DISTINCT region_id, usage_type, consumption_date::date over the DWD detail, (c) the same as GROUP BY without aggregates. The same with no view above the DWD detail, for context. Per view, after a warm-up, $FLAT_COMMITS commits of $FLAT_ROWS changed readings of the last day (half of them deleted at random, half new readings of random users: bench.op_change), each timed from its commit until sync() returns (the DWD detail included). Baseline: the view's query recomputed in full (TRUNCATE + INSERT ... SELECT into a copy of its table with its unique key, one transaction, pipeline paused)"
+    bench_scenario $sc "Operators: many-to-many join and DISTINCT" "Warehouses of N readings (N = ${OP_SIZES//,/, }; generate_sample_data, N / $BENCH_OP_DAYS users × $BENCH_OP_DAYS days, one reading per user and day; a fresh database per N) with a source table tariff_plan of $BENCH_OP_PLANS plans per region and usage type; a pipeline of the DWD detail, to which each view is added alone (add_view), measured and dropped: (a) the readings joined with the plans of their region and usage type, a key of neither side (many-to-many), (b) SELECT DISTINCT region_id, usage_type, consumption_date::date over the DWD detail, (c) the same as GROUP BY without aggregates. Per view, after a warm-up, $FLAT_COMMITS commits of $FLAT_ROWS changed readings of the last day (half of them deleted at random, half new readings of random users: bench.op_change), each timed from its commit until sync() returns (the DWD detail included: the same changes with the DWD detail alone are timed first, for context). Baseline: the view's query recomputed in full (TRUNCATE + INSERT ... SELECT into a copy of its table with its unique key, one transaction, pipeline paused)"
     # declared first, so that a failing run still lists them (NOT MEASURED, or NOT SUPPORTED)
     bench_ratio $sc dwd_only_ms_growth "dwd_only_ms_$last" "dwd_only_ms_$first" "for context, the DWD detail alone: commit → sync at $last / at $first readings"
     for kind in $BENCH_OP_VIEWS; do
@@ -91,7 +91,7 @@ bench_op_db() {
 # KIND in BENCH_OP_REFUSED_KINDS) instead; any other failure ends the scenario.
 BENCH_OP_REFUSED_KINDS=""
 bench_op_measure() {
-    local sc=operators db=$1 size=$2 kind=$3 err users day rep ms rows
+    local sc=operators db=$1 size=$2 kind=$3 err users day rep ms rows strategy
     local table=${BENCH_OP_TABLE[$3]} title=${BENCH_OP_TITLE[$3]} query=${BENCH_OP_QUERY[$3]}
     users=$(bench_op_users "$size")
     day=$(bench_op_day)
@@ -109,7 +109,11 @@ bench_op_measure() {
     fi
     rows=$(q "$db" -c "SELECT count(*) FROM $table")
     bench_info $sc "${kind}_rows_$size" "$rows"
-    bench_log "$title: $table added ($rows rows)"
+    # how the engine planned it: delta rules ("differential") or scoped recomputation
+    strategy=$(q "$db" -c "SELECT strategy || coalesce(' (' || strategy_reason || ')', '') FROM stategrid_ivm.views
+                           WHERE view_name = 'public.$table'")
+    [ "$size" != "${OP_SIZES%%,*}" ] || bench_info $sc "${kind}_strategy" "$strategy"
+    bench_log "$title: $table added ($rows rows; $strategy)"
     bench_commit_series "$db" "CALL bench.op_change($FLAT_ROWS, $users, '$day')" $sc "${kind}_ms_$size" \
         "$title, $size readings: $FLAT_ROWS-reading change → sync()"
     bench_verify "$db"
