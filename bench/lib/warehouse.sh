@@ -121,15 +121,28 @@ bench_small_change_time() {
     bench_apply_time "$1" "CALL bench.small_change($FLAT_ROWS, $2, '$BENCH_WH_START')"
 }
 
-# bench_flat_growth SC METRIC_PREFIX LABEL: the ratio METRIC_PREFIX_<largest> /
-# METRIC_PREFIX_<smallest> of FLAT_USERS (named <METRIC_PREFIX>growth) and its target "flat",
-# judged as ≤ 1.5×; nothing with a single size.
+# bench_commit_series DB SQL SC METRIC LABEL: SQL (one source transaction) once as a warm-up,
+# then FLAT_COMMITS times, each timed from its commit until sync() returns (bench_apply_time)
+# and recorded as METRIC of scenario SC, in ms, one repetition per commit.
+bench_commit_series() {
+    local db=$1 sql=$2 sc=$3 metric=$4 label=$5 c s
+    bench_apply_time "$db" "$sql" >/dev/null
+    for c in $(seq 1 "$FLAT_COMMITS"); do
+        s=$(bench_apply_time "$db" "$sql")
+        bench_value "$sc" "$metric" "$c" "$(calc "$s * 1000")" ms "$label"
+    done
+}
+
+# bench_flat_growth SC METRIC_PREFIX LABEL [SIZES [NOUN]]: the ratio METRIC_PREFIX_<largest> /
+# METRIC_PREFIX_<smallest> of SIZES (comma-separated; default FLAT_USERS, counted in NOUN, default
+# users), named <METRIC_PREFIX>growth, and its target "flat", judged as ≤ 1.5×; nothing with a
+# single size.
 bench_flat_growth() {
-    local sc=$1 m=$2 label=$3 sizes first last
-    IFS=, read -r -a sizes <<<"$FLAT_USERS"
+    local sc=$1 m=$2 label=$3 noun=${5:-users} sizes first last
+    IFS=, read -r -a sizes <<<"${4:-$FLAT_USERS}"
     first=${sizes[0]}
     last=${sizes[${#sizes[@]} - 1]}
     [ "$first" != "$last" ] || return 0
-    bench_ratio "$sc" "${m}growth" "$m$last" "$m$first" "commit → sync at $last / at $first users"
-    bench_target "$sc" "t_${m}flat" "${m}growth" le 1.5 "$label: a $FLAT_ROWS-reading commit at $last users ≤ 1.5× at $first users"
+    bench_ratio "$sc" "${m}growth" "$m$last" "$m$first" "$label: commit → sync at $last / at $first $noun"
+    bench_target "$sc" "t_${m}flat" "${m}growth" le 1.5 "$label: a $FLAT_ROWS-reading commit at $last $noun ≤ 1.5× at $first $noun"
 }

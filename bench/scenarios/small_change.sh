@@ -42,15 +42,12 @@ scenario_small_change() {
 # size the recomputation of the two views (pipeline paused), REPEATS times. Drops the pipeline
 # and its tables at the end.
 bench_small_change_two_views() {
-    local sc=small_change db=$1 size=$2 largest=$3 c s rep views
+    local sc=small_change db=$1 size=$2 largest=$3 rep views
     # shellcheck disable=SC2086  # the view names are words
     bench_pipeline_create_views "$db" $BENCH_TWO_VIEWS
     bench_pipeline_start "$db"
-    bench_small_change_time "$db" "$size" >/dev/null
-    for c in $(seq 1 "$FLAT_COMMITS"); do
-        s=$(bench_small_change_time "$db" "$size")
-        bench_value $sc "two_views_ms_$size" "$c" "$(calc "$s * 1000")" ms "(a) DWD detail + region stats, $size users: $FLAT_ROWS-reading commit → sync()"
-    done
+    bench_commit_series "$db" "CALL bench.small_change($FLAT_ROWS, $size, '$BENCH_WH_START')" $sc "two_views_ms_$size" \
+        "(a) DWD detail + region stats, $size users: $FLAT_ROWS-reading commit → sync()"
     bench_sync "$db"
     bench_verify "$db"
     if [ "$largest" = 1 ]; then
