@@ -230,8 +230,9 @@ std::string plan_join(const ViewShape &s, ViewPlan &p) {
         const ViewShape::Occurrence &o = s.occurrences[i];
         std::vector<std::string> exprs;
         for (const std::string &k : o.key) exprs.push_back(quote_identifier(o.alias) + "." + quote_identifier(k));
-        branches.push_back(replace_placeholder(s.compute_template, kScopeParam, occ_match(aff, i, exprs, false)));
-        if (o.nullable) branches.push_back(replace_placeholder(s.compute_template, kScopeParam, occ_match(aff, i, exprs, true)));
+        const std::string &tmpl = s.branch_templates.empty() ? s.compute_template : s.branch_templates.at(o.branch);
+        branches.push_back(replace_placeholder(tmpl, kScopeParam, occ_match(aff, i, exprs, false)));
+        if (o.nullable) branches.push_back(replace_placeholder(tmpl, kScopeParam, occ_match(aff, i, exprs, true)));
     }
     if (branches.size() == 1) return branches[0];
     std::vector<std::string> wrapped;

@@ -87,6 +87,7 @@ struct ViewShape {
         std::vector<std::string> key;       // the input's key columns
         std::vector<std::string> view_key;  // the view's columns holding them
         bool nullable = false;              // a key column may be NULL (an input that is a view)
+        size_t branch = 0;                  // its UNION ALL branch (branch_templates)
     };
     std::vector<Occurrence> occurrences;
     // A change of `from_input` touches rows of occurrence `to_occ` besides its own: an outer
@@ -107,6 +108,7 @@ struct ViewShape {
     std::vector<Edge> edges;
     std::vector<std::pair<size_t, std::string>> lookups;  // (input, column) a join finds rows by: indexed
     std::string compute_template;  // `deparsed` with $20001 in WHERE, where a branch's scope goes
+    std::vector<std::string> branch_templates;  // UNION ALL: each branch's query, as compute_template
 };
 
 // The placeholder of ViewShape::compute_template.

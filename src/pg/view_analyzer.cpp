@@ -84,6 +84,7 @@ struct Analysis {
     bool general_join;
     List *occs, *edges, *lookups;  // JoinOcc *, JoinEdge *, JoinLookup *
     char *compute_template;
+    List *branch_templates;  // char *: UNION ALL, per branch
 };
 
 struct RankKey {
@@ -579,6 +580,7 @@ struct JoinOcc {
     List *key;       // char *: the table's key columns
     List *view_key;  // char *: the view's columns holding them
     bool nullable;
+    int branch;  // its UNION ALL branch (0 without one)
 };
 
 // sgivm::ViewShape::Edge
@@ -900,22 +902,29 @@ bool fact_with_dimensions(Query *q) {
 
 // A general join view: its occurrences, edges and lookups, and each occurrence's key among the
 // view's columns (a selected column, or one added to the query: sgivm_<alias>_<column>).
-void analyse_join(Query *q, Analysis *a) {
-    JoinWalk w{q, a, NIL, NIL, NIL};
+// A join query's FROM and WHERE: its occurrences, edges and lookups into w.
+void walk_query(JoinWalk *w) {
+    Query *q = w->q;
     if (list_length(q->jointree->fromlist) == 0) refuse("no FROM clause", nullptr);
     ListCell *lc;
     // a comma-separated FROM list is an inner (cross) join of its items
-    foreach (lc, q->jointree->fromlist) (void)walk_from(&w, static_cast<Node *>(lfirst(lc)), false);
+    foreach (lc, q->jointree->fromlist) (void)walk_from(w, static_cast<Node *>(lfirst(lc)), false);
     // WHERE: equalities between tables are join columns too; subqueries touch what they correlate with
     foreach (lc, make_ands_implicit(reinterpret_cast<Expr *>(q->jointree->quals))) {
         int o1, o2;
         AttrNumber a1, a2;
-        if (column_equality(&w, static_cast<Node *>(lfirst(lc)), &o1, &a1, &o2, &a2)) {
-            add_lookup(&w, occ_at(&w, o1)->input, occ_column(&w, o1, a1));
-            add_lookup(&w, occ_at(&w, o2)->input, occ_column(&w, o2, a2));
+        if (column_equality(w, static_cast<Node *>(lfirst(lc)), &o1, &a1, &o2, &a2)) {
+            add_lookup(w, occ_at(w, o1)->input, occ_column(w, o1, a1));
+            add_lookup(w, occ_at(w, o2)->input, occ_column(w, o2, a2));
         }
     }
-    (void)sublinks_walker(q->jointree->quals, &w);
+    (void)sublinks_walker(q->jointree->quals, w);
+}
+
+void analyse_join(Query *q, Analysis *a) {
+    JoinWalk w{q, a, NIL, NIL, NIL};
+    walk_query(&w);
+    ListCell *lc;
 
     // each occurrence's key in the view
     List *names = NIL;
@@ -1188,6 +1197,22 @@ char *deparse_qualified(Query *q) {
     return text;
 }
 
+// A set operation of UNIONs without ALL only.
+bool union_distinct(Node *n) {
+    if (IsA(n, RangeTblRef)) return true;
+    SetOperationStmt *op = castNode(SetOperationStmt, n);
+    return op->op == SETOP_UNION && !op->all && union_distinct(op->larg) && union_distinct(op->rarg);
+}
+
+void make_union_all(Node *n) {
+    if (!IsA(n, SetOperationStmt)) return;
+    SetOperationStmt *op = reinterpret_cast<SetOperationStmt *>(n);
+    op->all = true;
+    op->groupClauses = NIL;
+    make_union_all(op->larg);
+    make_union_all(op->rarg);
+}
+
 // add_view of a query the engine maintains only over a view of its own input: aggregates,
 // DISTINCT or a ranking over anything but one table (a join, a subquery), or a subquery in FROM
 // that is not one table. With input 0: that input's query (NULL: no split); with the input's
@@ -1207,7 +1232,28 @@ char *split_view(const char *query_text, Oid input) {
     }
     Query *q = parse_analyze_fixedparams(linitial_node(RawStmt, raw), query_text, nullptr, 0, nullptr);
     error_context_stack = cb.previous;
-    if (q->commandType != CMD_SELECT || q->utilityStmt || q->setOperations) return nullptr;
+    if (q->commandType != CMD_SELECT || q->utilityStmt) return nullptr;
+    if (q->setOperations) {
+        // UNION: DISTINCT over the UNION ALL of the same branches
+        if (!union_distinct(q->setOperations) || q->sortClause || q->limitCount || q->limitOffset) return nullptr;
+        if (!OidIsValid(input)) {
+            make_union_all(q->setOperations);
+            return deparse_qualified(q);
+        }
+        List *cols = NIL;
+        ListCell *lc;
+        foreach (lc, q->targetList) {
+            TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+            if (!tle->resjunk) cols = lappend(cols, const_cast<char *>(quote_identifier(tle->resname)));
+        }
+        StringInfoData sql;
+        initStringInfo(&sql);
+        appendStringInfoString(&sql, "SELECT DISTINCT ");
+        int n = 0;
+        foreach (lc, cols) appendStringInfo(&sql, "%s%s", n++ ? ", " : "", static_cast<char *>(lfirst(lc)));
+        appendStringInfo(&sql, " FROM %s sgivm_in", qualified_name(input));
+        return sql.data;
+    }
     ctes_to_subqueries(q, NIL);
     q = unwrap_renaming(q);
     Analysis dummy;
@@ -1297,6 +1343,159 @@ char *split_view(const char *query_text, Oid input) {
     return deparse_qualified(q);
 }
 
+// ---- UNION ALL: branches of general joins ------------------------------------------------------
+
+// What a branch of a UNION ALL may be: a general join (no aggregates, DISTINCT, ORDER BY...).
+void check_branch(Query *b) {
+    if (b->hasAggs || b->groupClause || b->havingQual || b->hasWindowFuncs || b->groupingSets)
+        refuse("aggregates in a branch of UNION ALL", "Define the branch as a view of its own (add_view) and select from that view in the branch.");
+    if (b->distinctClause) refuse("DISTINCT in a branch of UNION ALL", "Write UNION (without ALL) over the branches instead.");
+    if (b->sortClause || b->limitCount || b->limitOffset) refuse("ORDER BY or LIMIT in a branch of UNION ALL", nullptr);
+    if (b->hasTargetSRFs) refuse("set-returning functions", nullptr);
+    if (b->rowMarks) refuse("FOR UPDATE/SHARE", nullptr);
+    const char *what = "a subquery in an expression";
+    if (b->hasSubLinks && (sublink_walker(reinterpret_cast<Node *>(b->targetList), &what) ||
+                           sublink_walker(reinterpret_cast<Node *>(b->jointree->fromlist), &what)))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("stategrid_ivm cannot maintain a view with %s outside WHERE", what)));
+    if (contain_mutable_functions(reinterpret_cast<Node *>(b->jointree)))
+        refuse("a non-immutable function in WHERE or a JOIN condition", "Only now()-style audit columns may be non-immutable.");
+    AttrNumber sysatt = 0;
+    if (system_column_walker(reinterpret_cast<Node *>(b->targetList), &sysatt) ||
+        system_column_walker(reinterpret_cast<Node *>(b->jointree), &sysatt))
+        refuse("a system column", "Select the table's own columns.");
+    ListCell *lc;
+    foreach (lc, b->rtable) {
+        RangeTblEntry *rte = static_cast<RangeTblEntry *>(lfirst(lc));
+        if (rte->rtekind == RTE_RELATION && !rte->alias) rte->alias = makeAlias(rte->eref->aliasname, NIL);
+        if (rte->rtekind == RTE_RELATION && rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("stategrid_ivm views read tables; \"%s\" is not a table", get_rel_name(rte->relid))));
+        if (rte->rtekind == RTE_FUNCTION) refuse("a function in FROM", nullptr);
+        if (rte->rtekind == RTE_VALUES) refuse("VALUES in FROM", nullptr);
+        if (rte->tablesample) refuse("TABLESAMPLE", nullptr);
+    }
+}
+
+// The set operation's leaves (RangeTblRef indexes), left to right; refuses all but UNION ALL.
+List *union_leaves(Node *n, List *leaves) {
+    if (IsA(n, RangeTblRef)) return lappend_int(leaves, reinterpret_cast<RangeTblRef *>(n)->rtindex);
+    SetOperationStmt *op = castNode(SetOperationStmt, n);
+    if (op->op != SETOP_UNION)
+        refuse(op->op == SETOP_INTERSECT ? "INTERSECT" : "EXCEPT", "UNION ALL and UNION are maintained; INTERSECT and EXCEPT are not.");
+    if (!op->all) refuse("UNION inside UNION ALL", "Use UNION ALL throughout, or UNION throughout.");
+    leaves = union_leaves(op->larg, leaves);
+    return union_leaves(op->rarg, leaves);
+}
+
+void extend_setop_columns(Node *n, Oid type, int32 typmod, Oid coll) {
+    if (!IsA(n, SetOperationStmt)) return;
+    SetOperationStmt *op = reinterpret_cast<SetOperationStmt *>(n);
+    op->colTypes = lappend_oid(op->colTypes, type);
+    op->colTypmods = lappend_int(op->colTypmods, typmod);
+    op->colCollations = lappend_oid(op->colCollations, coll);
+    extend_setop_columns(op->larg, type, typmod, coll);
+    extend_setop_columns(op->rarg, type, typmod, coll);
+}
+
+// UNION ALL of general joins: every branch's occurrences are the view's, each keyed by columns
+// of its own (NULL in the other branches' rows), and each branch computes its own rows.
+void analyse_union(Query *q, Analysis *a) {
+    List *leaves = union_leaves(q->setOperations, NIL);
+    List *names = NIL;  // the view's column names, then the key columns added
+    ListCell *lc;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = static_cast<TargetEntry *>(lfirst(lc));
+        if (!tle->resjunk && tle->resname) names = lappend(names, tle->resname);
+    }
+    List *branch_of = NIL;  // per occurrence, its leaf's position
+    int b = 0;
+    foreach (lc, leaves) {
+        RangeTblEntry *rte = rt_fetch(lfirst_int(lc), q->rtable);
+        Query *leaf = inline_subqueries(rte->subquery, true);
+        rte->subquery = leaf;
+        check_branch(leaf);
+        JoinWalk w{leaf, a, NIL, NIL, NIL};
+        walk_query(&w);
+        int base = list_length(a->occs);
+        ListCell *e;
+        foreach (e, w.edges) {
+            JoinEdge *edge = static_cast<JoinEdge *>(lfirst(e));
+            if (edge->from_occ >= 0) edge->from_occ += base;
+            edge->to_occ += base;
+        }
+        foreach (e, w.occs) branch_of = lappend_int(branch_of, b);
+        a->occs = list_concat(a->occs, w.occs);
+        a->edges = list_concat(a->edges, w.edges);
+        foreach (e, w.lookups) {
+            JoinLookup *l = static_cast<JoinLookup *>(lfirst(e));
+            bool seen = false;
+            ListCell *x;
+            foreach (x, a->lookups)
+                seen = seen || (static_cast<JoinLookup *>(lfirst(x))->input == l->input && strcmp(static_cast<JoinLookup *>(lfirst(x))->column, l->column) == 0);
+            if (!seen) a->lookups = lappend(a->lookups, l);
+        }
+        b++;
+    }
+    // each occurrence's key: columns of its own in every branch (its values in its branch's rows)
+    int leftmost = linitial_int(leaves);
+    int i = 0;
+    ListCell *oc, *bc;
+    forboth(oc, a->occs, bc, branch_of) {
+        JoinOcc *o = static_cast<JoinOcc *>(lfirst(oc));
+        o->branch = lfirst_int(bc);
+        Query *own = rt_fetch(list_nth_int(leaves, o->branch), q->rtable)->subquery;
+        RangeTblEntry *orte = rt_fetch(o->rtindex, own->rtable);
+        ListCell *k;
+        foreach (k, o->key) {
+            const char *col = static_cast<char *>(lfirst(k));
+            AttrNumber att = get_attnum(orte->relid, col);
+            Oid type, coll;
+            int32 typmod;
+            get_atttypetypmodcoll(orte->relid, att, &type, &typmod, &coll);
+            char *name = psprintf("sgivm_%s_%s", o->alias, col);
+            if (strlen(name) >= NAMEDATALEN) name = psprintf("sgivm_key_%d_%d", i + 1, list_length(o->view_key) + 1);
+            name = unique_name(&names, name);
+            ListCell *l;
+            foreach (l, leaves) {
+                RangeTblEntry *lrte = rt_fetch(lfirst_int(l), q->rtable);
+                Query *leaf = lrte->subquery;
+                Expr *value = leaf == own ? reinterpret_cast<Expr *>(makeVar(o->rtindex, att, type, typmod, coll, 0))
+                                          : reinterpret_cast<Expr *>(makeNullConst(type, typmod, coll));
+                leaf->targetList = lappend(leaf->targetList,
+                                           makeTargetEntry(value, static_cast<AttrNumber>(list_length(leaf->targetList) + 1), name, false));
+                lrte->eref->colnames = lappend(lrte->eref->colnames, makeString(name));
+            }
+            q->targetList = lappend(q->targetList,
+                                    makeTargetEntry(reinterpret_cast<Expr *>(makeVar(leftmost, static_cast<AttrNumber>(list_length(q->targetList) + 1), type, typmod, coll, 0)),
+                                                    static_cast<AttrNumber>(list_length(q->targetList) + 1), name, false));
+            extend_setop_columns(q->setOperations, type, typmod, coll);
+            o->view_key = lappend(o->view_key, name);
+            a->key = lappend(a->key, name);
+        }
+        i++;
+    }
+    // each branch's rows under the view's column names, and its compute step (a placeholder in
+    // its WHERE)
+    foreach (lc, leaves) {
+        Query *leaf = rt_fetch(lfirst_int(lc), q->rtable)->subquery;
+        ListCell *t, *n;
+        forboth(t, leaf->targetList, n, names) static_cast<TargetEntry *>(lfirst(t))->resname = static_cast<char *>(lfirst(n));
+        Param *scope = makeNode(Param);
+        scope->paramkind = PARAM_EXTERN;
+        scope->paramid = 20001;  // sgivm::kScopeParam
+        scope->paramtype = BOOLOID;
+        scope->paramtypmod = -1;
+        scope->location = -1;
+        Node *quals = leaf->jointree->quals;
+        leaf->jointree->quals = quals ? reinterpret_cast<Node *>(makeBoolExpr(AND_EXPR, list_make2(quals, scope), -1))
+                                      : reinterpret_cast<Node *>(scope);
+        a->branch_templates = lappend(a->branch_templates, deparse_qualified(leaf));
+        leaf->jointree->quals = quals;
+    }
+    a->general_join = true;
+}
+
 void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     memset(a, 0, sizeof *a);
     ErrorQuery eq{query_text};
@@ -1327,7 +1526,6 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     // names the construct that is really unsupported.
     if (q->commandType != CMD_SELECT || q->utilityStmt)
         refuse("SELECT INTO", "add_view creates the view's table: pass the SELECT alone.");
-    if (q->setOperations) refuse("set operations (UNION, INTERSECT, EXCEPT)", "Define one view per branch.");
     if (q->hasDistinctOn) refuse("DISTINCT ON", "Use GROUP BY, or ROW_NUMBER in a ranking view.");
     if (q->distinctClause) refuse("DISTINCT", "Use GROUP BY over the columns instead.");
     if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
@@ -1426,7 +1624,10 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
 
     // FROM: a fact table with dimensions (or an aggregate's one input), else a general join.
     a->general_join = !a->aggregate && !fact_with_dimensions(q);
-    if (a->general_join) analyse_join(q, a);
+    if (q->setOperations)
+        analyse_union(q, a);
+    else if (a->general_join)
+        analyse_join(q, a);
     int fact_index = 0;
     RangeTblEntry *fact = nullptr;
     if (!a->general_join) {
@@ -1611,7 +1812,7 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     a->deparsed = pg_get_querydef(outer, false);
-    if (a->general_join) {
+    if (a->general_join && !q->setOperations) {
         // where each branch of the compute step restricts one occurrence to its touched rows
         Param *scope = makeNode(Param);
         scope->paramkind = PARAM_EXTERN;
@@ -1691,6 +1892,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             foreach (k, o->key) occ.key.emplace_back(static_cast<char *>(lfirst(k)));
             foreach (k, o->view_key) occ.view_key.emplace_back(static_cast<char *>(lfirst(k)));
             occ.nullable = o->nullable;
+            occ.branch = static_cast<size_t>(o->branch);
             s.occurrences.push_back(std::move(occ));
         }
         foreach (lc, a.edges) {
@@ -1709,6 +1911,7 @@ extern "C" Datum sgivm_plan_view(PG_FUNCTION_ARGS) {
             s.lookups.emplace_back(static_cast<size_t>(l->input), l->column);
         }
         if (a.compute_template) s.compute_template = a.compute_template;
+        foreach (lc, a.branch_templates) s.branch_templates.emplace_back(static_cast<char *>(lfirst(lc)));
         foreach (lc, a.input_columns) {
             std::vector<std::string> cols;
             ListCell *c;
