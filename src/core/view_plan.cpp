@@ -131,7 +131,9 @@ std::string capture(const std::string &modify, const std::string &delta, int sig
 std::string row_image(const std::vector<std::string> &values) { return "ROW(" + join(values, ", ") + ")::record"; }
 
 // a.k1 = b.k1 AND ...: never true for a NULL key part (such rows are removed and inserted).
+// The empty key of a single-row view (no GROUP BY) matches its one row.
 std::string key_equal(const std::vector<std::string> &key, const std::string &a, const std::string &b) {
+    if (key.empty()) return "true";
     std::vector<std::string> eq;
     for (const std::string &k : key) eq.push_back(a + "." + quote_identifier(k) + " = " + b + "." + quote_identifier(k));
     return join(eq, " AND ");
@@ -154,6 +156,9 @@ ViewPlan plan_view(const ViewShape &s) {
 
     std::string restricted;  // the first input restricted to the affected scope
     std::vector<std::string> view_scope;
+    // Aggregates without GROUP BY: a single row (also over empty input), whose scope is the
+    // whole view. Its state is one row too: what a batch touches costs what it changed.
+    const bool single_row = s.kind == ViewShape::Kind::Aggregate && s.group_exprs.empty();
     if (s.kind == ViewShape::Kind::Projection) {
         if (s.fact_key.empty() || s.key.size() != s.fact_key.size())
             throw std::runtime_error("a projection view needs the fact table's key among its columns");
@@ -181,6 +186,11 @@ ViewPlan plan_view(const ViewShape &s) {
         for (size_t i = 0; i < s.joins.size(); i++)
             p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("j", s.view_relid, i) + " ON " +
                                 first.qualified + " (" + quote_identifier(s.joins[i].fact_column) + ")");
+    } else if (single_row) {
+        // (the affected set says only whether the batch touched the input)
+        p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + aff.substr(8) + " (sgivm_k1 boolean) ON COMMIT DELETE ROWS");
+        p.fill_affected = "INSERT INTO " + aff + " SELECT true FROM " + delta_table(first.relid) + " LIMIT 1";
+        restricted = "SELECT * FROM " + first.qualified;
     } else {
         if (s.scope.empty()) throw std::runtime_error("an aggregate view needs GROUP BY expressions");
         std::vector<std::string> exprs, outs, a = aff_columns(s.scope.size()), typed;
@@ -223,13 +233,18 @@ ViewPlan plan_view(const ViewShape &s) {
         captured = capture(modify, self_delta, 1);
         plain = modify;
     };
+    // Scope conditions come in two halves, the second NULL-safe; a single-row view has one: all.
+    const std::vector<bool> halves = single_row ? std::vector<bool>{false} : std::vector<bool>{false, true};
+    auto in_scope = [&](const std::vector<std::string> &exprs, bool nulls) {
+        return single_row ? std::string("true") : scope_match(exprs, aff, nulls);
+    };
     // The view's rows in scope (the second statement NULL-safe), with a further condition.
     auto scope_delete = [&](const std::string &alias, bool nulls, const std::string &also) {
-        return "DELETE FROM " + s.view_table + alias + " WHERE " + scope_match(view_scope, aff, nulls) + also;
+        return "DELETE FROM " + s.view_table + alias + " WHERE " + in_scope(view_scope, nulls) + also;
     };
-    if (s.key.empty() || compared.empty()) {
+    if ((s.key.empty() && !single_row) || compared.empty()) {
         // Rows may repeat: replace the whole scope.
-        for (bool nulls : {false, true}) both(p.remove, p.uncaptured.remove, scope_delete("", nulls, ""));
+        for (bool nulls : halves) both(p.remove, p.uncaptured.remove, scope_delete("", nulls, ""));
         both1(p.recompute, p.uncaptured.recompute, into_view + query);
     } else {
         // Keyed rows: write only what changed. The scope is recomputed into a work table and
@@ -252,7 +267,7 @@ ViewPlan plan_view(const ViewShape &s) {
         // by index, not the whole view; a key that matches has no NULLs)
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
-        const std::string t_in_scope = scope_match(view_scope_t, aff, false);
+        const std::string t_in_scope = in_scope(view_scope_t, false);
         // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
         // (the affected set), the rows whose rank moved: those exist in the view (their groups
         // did not change), and are updated by key; only the changed groups come and go.
@@ -272,7 +287,7 @@ ViewPlan plan_view(const ViewShape &s) {
         // 2. Rows of the scope whose key the recomputation lacks go (a NULL key part never
         //    matches: such a row goes and comes again), 3. recomputed rows whose key the view
         //    lacks come.
-        for (bool nulls : {false, true})
+        for (bool nulls : halves)
             both(p.remove, p.uncaptured.remove,
                  scope_delete(" t", nulls, " AND NOT EXISTS (SELECT 1 FROM " + fresh + " n WHERE " + key_equal(s.key, "n", "t") + ")"));
         if (ranged) {
@@ -289,7 +304,7 @@ ViewPlan plan_view(const ViewShape &s) {
                   from_fresh + " WHERE NOT EXISTS (SELECT 1 FROM " + s.view_table + " t WHERE " + key_equal(s.key, "t", "n") +
                       " AND " + t_in_scope + ")");
             // Or, for a batch that changes most of its scope: all of the scope out, the work table in.
-            for (bool nulls : {false, true}) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
+            for (bool nulls : halves) both(p.replace_remove, p.uncaptured.replace_remove, scope_delete("", nulls, ""));
             both1(p.replace_insert, p.uncaptured.replace_insert, from_fresh);
         }
     }
@@ -309,6 +324,7 @@ ViewPlan plan_view(const ViewShape &s) {
         p.strategy_reason = !s.fallback.empty() ? s.fallback
                             : p.compute.empty() ? "every column is an audit column: the touched groups are replaced"
                                                 : "planned without delta rules";
+        if (single_row) p.strategy_reason += " (without GROUP BY, every change recomputes the whole view)";
     }
 
     // (what verify() of version 0.1.0 runs; later versions compare by image, _compare_by_image)
