@@ -216,6 +216,14 @@ SELECT step();
 UPDATE item SET k = CASE WHEN k IS NULL THEN 9 WHEN id % 2 = 0 THEN NULL ELSE k END, x = x - 1, tag = upper(tag);
 SELECT step();
 SELECT * FROM agg_all;
+-- a batch large against the views (10,000 rows and more) replaces their rows instead of diffing them
+INSERT INTO item SELECT i, i % 50, i % 1000 - 500, (i % 400) * 0.25, 'b' || (i % 30), date '2024-01-01' + i % 200, i % 4, 1
+FROM generate_series(1000, 11999) i;
+SELECT step();
+SELECT n, s, lo, hi, d FROM agg_all;
+DELETE FROM item WHERE id >= 1000;
+SELECT step();
+SELECT n, s, lo, hi, d FROM agg_all;
 -- the state of a view without GROUP BY stays one row; a DISTINCT view's holds its rows
 CREATE FUNCTION state_rows(v regclass) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE n bigint;
