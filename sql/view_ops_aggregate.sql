@@ -240,6 +240,7 @@ SELECT stategrid_ivm.add_view('vops_agg', 'r_1', 'SELECT DISTINCT sum(x) AS s FR
 SELECT stategrid_ivm.add_view('vops_agg', 'r_2', 'SELECT DISTINCT count(*) AS n FROM ods_item');
 SELECT stategrid_ivm.add_view('vops_agg', 'r_3', 'SELECT DISTINCT i.tag FROM ods_item i JOIN ods_cat c ON c.id = i.cat');
 SELECT stategrid_ivm.add_view('vops_agg', 'r_4', 'SELECT DISTINCT i.tag, c.name FROM ods_item i, ods_cat c');
+SELECT stategrid_ivm.add_view('vops_agg', 'r_5', 'SELECT DISTINCT tag, now() AS etl_time FROM ods_item');
 
 SELECT stategrid_ivm.drop_pipeline('vops_agg', true);
 SELECT count(*) AS state_tables_left FROM pg_class WHERE relname LIKE 'sgivm%' AND relnamespace = 'view_ops_aggregate'::regnamespace;

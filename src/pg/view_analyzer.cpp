@@ -608,7 +608,8 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         refuse("SELECT INTO", "add_view creates the view's table: pass the SELECT alone.");
     if (q->setOperations) refuse("set operations (UNION, INTERSECT, EXCEPT)", "Define one view per branch.");
     if (q->hasDistinctOn) refuse("DISTINCT ON", "Use GROUP BY, or ROW_NUMBER in a ranking view.");
-    if (q->distinctClause) distinct_as_group_by(q);
+    const bool distinct = q->distinctClause != NIL;
+    if (distinct) distinct_as_group_by(q);
     if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
     if (q->limitCount || q->limitOffset) refuse("LIMIT/OFFSET", "Filter with WHERE, or rank with ROW_NUMBER.");
     if (q->hasSubLinks) {
@@ -656,6 +657,9 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         WindowClause *wc = static_cast<WindowClause *>(lfirst(lc));
         mutable_key = mutable_key || contain_mutable_functions(wc->startOffset) || contain_mutable_functions(wc->endOffset);
     }
+    if (mutable_key && distinct)
+        refuse("a non-immutable function in a DISTINCT column",
+               "DISTINCT compares every column: select the clock (now() AS etl_time) in a view over this one.");
     if (mutable_key)
         refuse("a non-immutable function in GROUP BY or in a window's PARTITION BY, ORDER BY or frame",
                "Group and rank by the data: only output columns like now() AS etl_time may be non-immutable.");
