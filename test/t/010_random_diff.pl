@@ -16,7 +16,8 @@
 # (suffix _r) and one with 'auto' (_a: delta rules over kept state), over the mirror (NULL group
 # keys), over the DWD detail (group moves when users change region) and over a DWS table (a view
 # over a view over a view), with WHERE, HAVING, count(DISTINCT) and min/max: each pair must
-# also agree row for row at every check (issue 15, item 4).
+# also agree row for row at every check (issue 15, item 4). Among them aggregates without GROUP BY
+# (one row, also when the TRUNCATE empties the input) and DISTINCT views (issue 16).
 #
 # Reproducible: the workload depends on the seed only (printed; SGIVM_TAP_SEED repeats it) and
 # is written to the test's log directory. SGIVM_RANDOM_OPS sets its size (default 3000);
@@ -342,7 +343,20 @@ my %pairs = (
 	# over a DWS table (itself over the DWD detail, over the mirrors)
 	p_region => q{SELECT region_id, count(*) AS days, sum(user_count) AS users, min(stat_date) AS first_day,
 	               max(stat_date) AS last_day, count(DISTINCT region_name) AS names
-	            FROM dws_region_daily_stats GROUP BY region_id});
+	            FROM dws_region_daily_stats GROUP BY region_id},
+	# without GROUP BY: one row, also over an empty input
+	p_total => q{SELECT count(*) AS readings, count(consumption_date) AS dated, sum(consumption_cost) AS cost,
+	               avg(consumption_cost) AS avg_cost, min(consumption_amount) AS lo, max(consumption_amount) AS hi,
+	               min(consumption_date) AS first_at, max(remark) AS last_remark, count(DISTINCT user_id) AS users
+	            FROM ods_power_consumption},
+	p_total_large => q{SELECT count(*) AS readings, max(consumption_amount) - min(consumption_amount) AS spread,
+	               round(avg(consumption_amount), 2) AS avg_amount, count(DISTINCT region_id) AS regions
+	            FROM dwd_power_consumption_detail WHERE consumption_amount >= 250 HAVING count(*) > 1},
+	# DISTINCT: NULLs, an expression, over the DWD detail (rows move when users change region)
+	p_distinct => q{SELECT DISTINCT user_id, consumption_date::date AS day, remark IS NULL AS no_remark
+	            FROM ods_power_consumption},
+	p_distinct_region => q{SELECT DISTINCT region_id, usage_type FROM dwd_power_consumption_detail
+	            WHERE consumption_amount < 400});
 for my $name (sort keys %pairs)
 {
 	$node->safe_psql('postgres', qq{
