@@ -139,6 +139,9 @@ SELECT add('j_over_left', $q$SELECT l.a_id, l.b_id, l.v, c.id AS c_id
 SELECT add('g_over_right', $q$SELECT w, count(*) AS n, count(a_id) AS matched FROM j_right GROUP BY w$q$);
 SELECT add('g_a_per_k', $q$SELECT k, count(*) AS n FROM ods_a GROUP BY k$q$);
 SELECT add('j_over_agg', $q$SELECT b.id, b.w, g.n FROM ods_b b LEFT JOIN g_a_per_k g ON g.k = b.k$q$);
+-- an outer join over an inner join with a view whose key is NULL in some rows (j_left's b_id)
+SELECT add('j_nested_view', $q$SELECT d.id1, d.id2, l.a_id, l.b_id, c.id AS c_id
+    FROM ods_d d LEFT JOIN (j_left l JOIN ods_c c ON c.k = l.a_id) ON l.a_id = d.k$q$);
 SELECT add('j_exists_view', $q$SELECT c.id, c.x FROM ods_c c
     WHERE NOT EXISTS (SELECT 1 FROM j_full f WHERE f.b_id = c.k)$q$);
 
@@ -270,6 +273,15 @@ SELECT step('a and sub emptied');
 INSERT INTO a VALUES (1, NULL, 'a1');
 INSERT INTO sub VALUES (1, 1, true);
 SELECT step('one row each');
+-- a change two joins away from the preserved side, through a view row whose key has a NULL:
+-- d's row gets its NULL-extended row back when the c row goes
+INSERT INTO a VALUES (50, 50, 'a50');
+INSERT INTO c VALUES (50, 50, 'c50');
+INSERT INTO d VALUES (50, 'n', 50);
+SELECT step('a row of d matched through j_left''s NULL-keyed row');
+DELETE FROM c WHERE id = 50;
+SELECT step('the c row goes');
+SELECT id1, id2, a_id, b_id, c_id FROM j_nested_view WHERE id1 = 50;
 
 SELECT stategrid_ivm.drop_pipeline('vjoin', true);
 DROP SCHEMA view_ops_join CASCADE;
