@@ -124,6 +124,10 @@ SELECT add('j_exists_lt', $q$SELECT a.id, a.v FROM ods_a a
 SELECT add('j_sub_extra', $q$SELECT a.id, a.k, a.v FROM ods_a a
     WHERE EXISTS (SELECT 1 FROM ods_sub s WHERE s.val = a.k AND s.flag AND s.id < 100)
       AND a.k NOT IN (SELECT val FROM ods_sub WHERE NOT flag) AND a.v <> 'a2'$q$);
+-- NOT IN over a column of an outer join's nullable side: NULL in the NULL-extended rows, which
+-- pass only while the subquery is empty
+SELECT add('j_left_not_in', $q$SELECT a.id AS a_id, b.id AS b_id, a.v
+    FROM ods_a a LEFT JOIN ods_b b ON b.k = a.k WHERE b.k NOT IN (SELECT val FROM ods_sub)$q$);
 SELECT add('j_join_not_in', $q$SELECT a.id AS a_id, b.id AS b_id, b.w
     FROM ods_a a JOIN ods_b b ON a.k = b.k WHERE b.id NOT IN (SELECT val FROM ods_sub WHERE flag)$q$);
 -- no key selected, identical output rows
