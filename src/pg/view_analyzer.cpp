@@ -600,6 +600,7 @@ struct JoinOcc {
     List *view_key;  // char *: the view's columns holding them
     bool nullable;
     int branch;  // its UNION ALL branch (0 without one)
+    bool null_extended;  // on an outer join's nullable side: its columns are NULL where it has no row
 };
 
 // sgivm::ViewShape::Edge
@@ -721,6 +722,7 @@ List *walk_from(JoinWalk *w, Node *n, bool under_nullable) {
         o->input = input_of(w->a, rte->relid, w->q, rtindex);
         o->alias = rte->alias->aliasname;
         o->key = key_columns_of(rte->relid);
+        o->null_extended = under_nullable;
         if (o->key == NIL)
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("stategrid_ivm cannot maintain a view over %s: it has no key", qualified_name(rte->relid)),
@@ -849,7 +851,9 @@ void walk_sublink(JoinWalk *w, SubLink *s) {
             add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::In), input, -1, sub_col, occ, occ_column(w, occ, att));
             add_lookup(w, input, sub_col);
             add_lookup(w, occ_at(w, occ)->input, occ_column(w, occ, att));
-            found = true;
+            // (x NULL in a NULL-extended row, which has no row of x's table to touch: a change
+            // of the table's emptiness flips NOT IN there, so a change touches every row)
+            found = !occ_at(w, occ)->null_extended;
         }
     }
     // otherwise a change of the table touches every row
