@@ -99,19 +99,16 @@ $q$);
 SELECT stategrid_ivm.add_view('vref', 'v_dis', $q$
     SELECT DISTINCT user_id, SUM(consumption_amount) AS total FROM dwd_detail GROUP BY user_id
 $q$);
-SELECT stategrid_ivm.add_view('vref', 'v_dis', $q$
-    SELECT DISTINCT u.region_id FROM ods_power_consumption c JOIN ods_power_user u ON u.user_id = c.user_id
-$q$);
 
--- ---- set operations ---------------------------------------------------------------------------
-SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
-    SELECT user_id FROM ods_power_user UNION SELECT user_id FROM ods_power_consumption
-$q$);
-SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
-    SELECT user_id FROM ods_power_user UNION ALL SELECT user_id FROM ods_power_consumption
-$q$);
+-- ---- set operations: UNION ALL and UNION are maintained (sql/view_ops_compose.sql) -------------
 SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
     SELECT user_id FROM ods_power_user EXCEPT SELECT user_id FROM ods_power_consumption
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
+    SELECT user_id FROM ods_power_user INTERSECT SELECT user_id FROM ods_power_consumption
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
+    SELECT user_id FROM ods_power_user UNION ALL SELECT user_id FROM ods_power_consumption GROUP BY user_id
 $q$);
 
 -- ---- subqueries and CTEs ----------------------------------------------------------------------
