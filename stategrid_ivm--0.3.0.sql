@@ -749,8 +749,19 @@ BEGIN
     -- A query maintained over a view of its own input (aggregates, DISTINCT or a ranking over a
     -- join; a subquery in FROM that is not one table): that view first, <name>_sgivm_in, then
     -- the query over it.
-    v_analysed := stategrid_ivm._run_as(v_caller,
-        format('SELECT stategrid_ivm._split_view(%L, 0), pg_catalog.current_schema()', query), p_search_path);
+    BEGIN
+        v_analysed := stategrid_ivm._run_as(v_caller,
+            format('SELECT stategrid_ivm._split_view(%L, 0), pg_catalog.current_schema()', query), p_search_path);
+    EXCEPTION WHEN invalid_column_reference THEN
+        -- the column list longer than the query's columns: said in the user's terms
+        IF v_stmt IS NOT NULL AND SQLERRM LIKE 'table "sgivm_columns" has % columns available but % columns specified' THEN
+            RAISE EXCEPTION 'the column list of view "%" names % columns, but its query has %', view_name,
+                    substring(SQLERRM FROM 'but (\d+) columns specified'), substring(SQLERRM FROM 'has (\d+) columns available')
+                USING ERRCODE = 'invalid_column_reference',
+                      HINT = 'Name at most as many columns as the query selects; columns not named keep the query''s names.';
+        END IF;
+        RAISE;
+    END;
     v_parts := parse_ident(view_name);
     IF v_analysed[1] IS NOT NULL AND array_length(v_parts, 1) IN (1, 2) THEN
         v_input := stategrid_ivm._add_view_as(v_caller, pipeline,

@@ -34,6 +34,8 @@ SELECT stategrid_ivm.add_view('vref', 'v_bad', 'SELECT user_id FROM no_such_tabl
 SELECT stategrid_ivm.add_view('vref', 'v_bad', 'SELECT 1 AS a; SELECT 2 AS b');
 SELECT stategrid_ivm.add_view('vref', 'v_bad', 'DELETE FROM ods_power_user');
 SELECT stategrid_ivm.add_view('vref', 'v_bad', NULL);
+-- pg_ivm's column list naming more columns than the query has (fewer is allowed)
+SELECT stategrid_ivm.add_view('vref', 'v_bad(a, b, c)', 'SELECT user_id, user_name FROM ods_power_user');
 
 -- ---- window functions other than row_number, rank, dense_rank ----------------------------------
 SELECT stategrid_ivm.add_view('vref', 'v_win', $q$
