@@ -16,7 +16,7 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-register -Wno-unused-paramet
 SHLIB_LINK = -lstdc++
 
 # pg_regress suites (sql/*.sql against expected/*.out)
-REGRESS = setup decoding_text decoding_binary decoding_options pipeline_basic pipeline_errors pipeline_backfill view_semantics view_reordering view_refusals view_drop view_source_ddl pipeline_rollback pipeline_large_record hostile_names hostile_values direct_writes pipeline_wal pipeline_idle view_changed_rows privileges source_rls pipeline_rebuild source_partitions view_identical_values view_differential view_ranking status_columns replica_identity drop_extension extension_update
+REGRESS = setup decoding_text decoding_binary decoding_options pipeline_basic pipeline_errors pipeline_backfill view_semantics view_reordering view_refusals view_drop view_source_ddl pipeline_rollback pipeline_large_record hostile_names hostile_values direct_writes pipeline_wal pipeline_idle view_changed_rows privileges source_rls pipeline_rebuild source_partitions view_identical_values view_differential view_ops_aggregate view_ranking view_ops_join view_ops_compose status_columns replica_identity drop_extension extension_update
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)/build/regress
 
 # JIT bitcode would be compiled by clang++ without our C++ flags; we have no use for it.

@@ -76,7 +76,7 @@ SELECT stategrid_ivm.add_view('vref', 'v_win', $q$
     FROM dwd_detail GROUP BY user_id, region_id, consumption_date::date
 $q$);
 
--- ---- aggregates other than sum, count, avg, min, max, and aggregates without GROUP BY ----------
+-- ---- aggregates other than sum, count, avg, min, max, grouping sets ----------------------------
 SELECT stategrid_ivm.add_view('vref', 'v_agg', $q$
     SELECT user_id, string_agg(consumption_id::text, ',') AS ids FROM dwd_detail GROUP BY user_id
 $q$);
@@ -84,30 +84,31 @@ SELECT stategrid_ivm.add_view('vref', 'v_agg', $q$
     SELECT user_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY consumption_amount) AS median
     FROM dwd_detail GROUP BY user_id
 $q$);
-SELECT stategrid_ivm.add_view('vref', 'v_agg', 'SELECT SUM(consumption_amount) AS total FROM dwd_detail');
 SELECT stategrid_ivm.add_view('vref', 'v_agg', $q$
     SELECT region_id, SUM(consumption_amount) AS total FROM dwd_detail
     GROUP BY GROUPING SETS ((region_id), ())
 $q$);
 
--- ---- ORDER BY, LIMIT / OFFSET, DISTINCT ON, DISTINCT -------------------------------------------
+-- ---- ORDER BY, LIMIT / OFFSET, DISTINCT ON, DISTINCT over groups or a join ---------------------
 SELECT stategrid_ivm.add_view('vref', 'v_ord', 'SELECT user_id, user_name FROM ods_power_user ORDER BY user_name');
 SELECT stategrid_ivm.add_view('vref', 'v_lim', 'SELECT user_id, user_name FROM ods_power_user LIMIT 10');
 SELECT stategrid_ivm.add_view('vref', 'v_lim', 'SELECT user_id, user_name FROM ods_power_user OFFSET 10');
 SELECT stategrid_ivm.add_view('vref', 'v_don', $q$
     SELECT DISTINCT ON (user_id) user_id, consumption_id, consumption_amount FROM ods_power_consumption
 $q$);
-SELECT stategrid_ivm.add_view('vref', 'v_dis', 'SELECT DISTINCT region_id, region_name FROM ods_power_user');
+SELECT stategrid_ivm.add_view('vref', 'v_dis', $q$
+    SELECT DISTINCT user_id, SUM(consumption_amount) AS total FROM dwd_detail GROUP BY user_id
+$q$);
 
--- ---- set operations ---------------------------------------------------------------------------
-SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
-    SELECT user_id FROM ods_power_user UNION SELECT user_id FROM ods_power_consumption
-$q$);
-SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
-    SELECT user_id FROM ods_power_user UNION ALL SELECT user_id FROM ods_power_consumption
-$q$);
+-- ---- set operations: UNION ALL and UNION are maintained (sql/view_ops_compose.sql) -------------
 SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
     SELECT user_id FROM ods_power_user EXCEPT SELECT user_id FROM ods_power_consumption
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
+    SELECT user_id FROM ods_power_user INTERSECT SELECT user_id FROM ods_power_consumption
+$q$);
+SELECT stategrid_ivm.add_view('vref', 'v_set', $q$
+    SELECT user_id FROM ods_power_user UNION ALL SELECT user_id FROM ods_power_consumption GROUP BY user_id
 $q$);
 
 -- ---- subqueries and CTEs ----------------------------------------------------------------------
@@ -326,7 +327,7 @@ SELECT stategrid_ivm.add_view('vref', 'v_first_1', 'SELECT user_name FROM ods_po
 SELECT stategrid_ivm.add_view('vref', 'v_first_2', 'SELECT xmin AS version FROM ods_power_user');
 SELECT stategrid_ivm.add_view('vref', 'v_first_3', 'SELECT FROM ods_power_user');
 -- not "column 1 of the view has no name"
-SELECT stategrid_ivm.add_view('vref', 'v_first_4', 'SELECT SUM(consumption_amount) * 0.5 FROM dwd_detail');
+SELECT stategrid_ivm.add_view('vref', 'v_first_4', 'SELECT DISTINCT SUM(consumption_amount) * 0.5 FROM dwd_detail');
 SELECT stategrid_ivm.add_view('vref', 'v_first_5', $q$
     SELECT user_id, SUM(consumption_amount) * 2, RANK() OVER (ORDER BY SUM(consumption_amount)) AS rk
     FROM dwd_detail GROUP BY user_id

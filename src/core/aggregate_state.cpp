@@ -15,8 +15,10 @@
 // upsert (ON CONFLICT on a NULLS NOT DISTINCT key, so NULL groups are groups), drops the groups
 // whose count reached 0, and computes the touched groups' rows from their state into the work
 // table that the keyed diff of view_plan.cpp compares with the view: a change costs what it
-// touches, not what its groups hold.
+// touches, not what its groups hold. Without GROUP BY the state is a single row, kept at count 0
+// too (SQL's one row over an empty input), and folded into by an UPDATE instead of an upsert.
 #include <cctype>
+#include <set>
 #include <stdexcept>
 
 #include "core/cpp_only.hpp"
@@ -121,6 +123,25 @@ std::vector<std::string> group_values(const ViewShape &s, const std::string &t) 
     return v;
 }
 
+// Adds a delta's per-group terms (`exprs` over `from`, written to `cols`, the group columns
+// first) to the state rows of their groups: an upsert by the group key, whose SET reads the
+// terms as excluded.<col>. Without GROUP BY the state is one row, kept also at count 0 (the
+// row of an empty input): the delta sums to one row (none when the batch left nothing), which
+// updates it under the same name.
+std::string fold_statement(const std::string &st, const std::vector<std::string> &gcols, const std::vector<std::string> &cols,
+                           const std::vector<std::string> &exprs, const std::string &from, const std::vector<std::string> &set) {
+    if (!gcols.empty()) {
+        std::vector<std::string> by;
+        for (size_t i = 0; i < gcols.size(); i++) by.push_back(std::to_string(i + 1));
+        return "INSERT INTO " + st + " AS t (" + join(cols, ", ") + ") SELECT " + join(exprs, ", ") + " FROM " + from +
+               " GROUP BY " + join(by, ", ") + " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + join(set, ", ");
+    }
+    std::vector<std::string> named;
+    for (size_t i = 0; i < cols.size(); i++) named.push_back(exprs[i] + " AS " + cols[i]);
+    return "UPDATE " + st + " AS t SET " + join(set, ", ") + " FROM (SELECT " + join(named, ", ") + " FROM " + from +
+           " HAVING count(*) > 0) excluded";
+}
+
 }  // namespace state
 
 namespace {
@@ -143,7 +164,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     for (size_t i : s.scope) gs_t.push_back("t." + g(i));
     std::vector<std::string> group_by;
     for (size_t i = 0; i < ng; i++) group_by.push_back(std::to_string(i + 1));
-    const std::string by_groups = " GROUP BY " + join(group_by, ", ");
+    const std::string by_groups = ng ? " GROUP BY " + join(group_by, ", ") : "";
     // The view's WHERE: the state holds the rows it admits, from the input and from the delta.
     const std::string and_filter = s.filter.empty() ? "" : " AND (" + s.filter + ")";
     const std::string where_filter = s.filter.empty() ? "" : " WHERE (" + s.filter + ")";
@@ -177,9 +198,10 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     if (any_extreme) defs.push_back("sgivm_reread boolean NOT NULL DEFAULT false");
     p.state_tables.push_back(st);
     p.state_setup.push_back("CREATE TABLE IF NOT EXISTS " + st + " (" + join(defs, ", ") + ")");
-    p.state_setup.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " +
-                            quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_key") + " ON " + st + " (" +
-                            join(gcols, ", ") + ") NULLS NOT DISTINCT");
+    if (ng)
+        p.state_setup.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " +
+                                quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_key") + " ON " + st + " (" +
+                                join(gcols, ", ") + ") NULLS NOT DISTINCT");
 
     // Fill from the input, and fold a delta: the columns written, and per column its value
     // from the input (fill) and from the delta (fold), and how an existing group takes it.
@@ -256,13 +278,10 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         fill.push_back("false");
         fold.push_back(join(retracted, " OR "));
     }
-    const std::string conflict = " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + join(set, ", ");
-
     p.state_fill.push_back("DELETE FROM " + st);
     p.state_fill.push_back("INSERT INTO " + st + " (" + join(cols, ", ") + ") SELECT " + join(fill, ", ") + " FROM " +
                            in.qualified + where_filter + by_groups);
-    p.state_apply.push_back("INSERT INTO " + st + " AS t (" + join(cols, ", ") + ") SELECT " + join(fold, ", ") + " FROM " +
-                            delta + where_filter + by_groups + conflict);
+    p.state_apply.push_back(fold_statement(st, gcols, cols, fold, delta + where_filter, set));
 
     // count(DISTINCT x): the multiplicity of each (group, x); a value counts while it is positive.
     for (size_t k = 0; k < s.aggregates.size(); k++) {
@@ -285,8 +304,11 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         std::vector<std::string> by_value = group_by;
         by_value.push_back(std::to_string(ng + 1));
         p.state_fill.push_back("DELETE FROM " + ds);
-        p.state_fill.push_back("INSERT INTO " + ds + " (" + join(dcols, ", ") + ", sgivm_n) SELECT " + join(gexprs, ", ") + ", " +
-                               x + ", count(*) FROM " + in.qualified + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " +
+        std::vector<std::string> dfill = gexprs;
+        dfill.push_back(x);
+        dfill.push_back("count(*)");
+        p.state_fill.push_back("INSERT INTO " + ds + " (" + join(dcols, ", ") + ", sgivm_n) SELECT " + join(dfill, ", ") +
+                               " FROM " + in.qualified + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " +
                                join(by_value, ", "));
         // Fold: new multiplicities (returning each value's new and last change), then the
         // group's count moves by the values that appeared (0 -> positive) or went (-> 0).
@@ -298,18 +320,18 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         for (const std::string &c : dcols) ret.push_back("t." + c);
         ret.push_back("t.sgivm_n");
         ret.push_back("t.sgivm_dm");
-        std::vector<std::string> gained = gcols;
+        std::vector<std::string> gained = gcols, gained_cols = gcols;
         gained.push_back("0");
         gained.push_back("sum(CASE WHEN sgivm_n > 0 AND sgivm_n - sgivm_dm <= 0 THEN 1 "
                          "WHEN sgivm_n <= 0 AND sgivm_n - sgivm_dm > 0 THEN -1 ELSE 0 END)");
+        gained_cols.push_back("sgivm_n");
+        gained_cols.push_back(ak);
         p.state_apply.push_back(
             "WITH sgivm_values AS (INSERT INTO " + ds + " AS t (" + join(dcols, ", ") + ", sgivm_n, sgivm_dm) SELECT " +
             join(dsel, ", ") + " FROM " + delta + " WHERE " + x + " IS NOT NULL" + and_filter + " GROUP BY " + join(by_value, ", ") +
             " HAVING sum(" + kSign + ") <> 0 ON CONFLICT (" + join(dcols, ", ") +
             ") DO UPDATE SET sgivm_n = t.sgivm_n + excluded.sgivm_n, sgivm_dm = excluded.sgivm_dm RETURNING " + join(ret, ", ") +
-            ") INSERT INTO " + st + " AS t (" + join(gcols, ", ") + ", sgivm_n, " + ak + ") SELECT " + join(gained, ", ") +
-            " FROM sgivm_values" + by_groups + " ON CONFLICT (" + join(gcols, ", ") + ") DO UPDATE SET " + ak + " = t." + ak +
-            " + excluded." + ak);
+            ") " + fold_statement(st, gcols, gained_cols, gained, "sgivm_values", {ak + " = t." + ak + " + excluded." + ak}));
         // Values whose multiplicity reached 0 go, found through a partial index that holds only
         // them (a group may hold a million values: its key's range is no way to find them).
         p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " +
@@ -323,25 +345,36 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     if (any_extreme) {
         std::vector<std::string> set_again;
         size_t n_index = 0;
+        std::set<std::string> indexed;
         for (size_t k = 0; k < s.aggregates.size(); k++) {
             const ViewShape::Aggregate &ag = s.aggregates[k];
             if (!extreme(ag.fn)) continue;
             const std::string fn = ag.fn == Fn::Min ? "min" : "max", x = "(" + ag.arg + ")";
-            std::vector<std::string> eq, same;
+            std::vector<std::string> eq, same, any_null;
             for (size_t i = 0; i < ng; i++) {
                 eq.push_back(gexprs[i] + " = t." + g(i));
                 same.push_back(gexprs[i] + " IS NOT DISTINCT FROM t." + g(i));
+                any_null.push_back("t." + g(i) + " IS NULL");
             }
-            std::vector<std::string> any_null;
-            for (size_t i = 0; i < ng; i++) any_null.push_back("t." + g(i) + " IS NULL");
-            set_again.push_back(a(k) + " = CASE WHEN " + join(any_null, " OR ") + " THEN (SELECT " + fn + "(" + x + ") FROM " +
-                                in.qualified + " WHERE " + join(same, " AND ") + and_filter + ") ELSE (SELECT " + fn + "(" + x +
-                                ") FROM " + in.qualified + " WHERE " + join(eq, " AND ") + and_filter + ") END");
+            if (!s.filter.empty()) {
+                eq.push_back("(" + s.filter + ")");
+                same.push_back("(" + s.filter + ")");
+            }
+            auto extreme_of = [&](const std::vector<std::string> &where) {
+                return "(SELECT " + fn + "(" + x + ") FROM " + in.qualified + (where.empty() ? "" : " WHERE " + join(where, " AND ")) + ")";
+            };
+            set_again.push_back(a(k) + " = " +
+                                (ng ? "CASE WHEN " + join(any_null, " OR ") + " THEN " + extreme_of(same) + " ELSE " + extreme_of(eq) + " END"
+                                    : extreme_of(eq)));
             std::vector<std::string> on = gexprs;
             on.push_back(x);
-            // (made with the state, by add_view or the worker; drop_view drops it by its name)
+            // (made with the state, by add_view or the worker; drop_view drops it by its name;
+            // min(x) and max(x) read the same one)
+            const std::string columns = " (" + join(on, ", ") + ")";
+            if (indexed.find(columns) != indexed.end()) continue;
+            indexed.insert(columns);
             p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + sql::index_name("x", s.view_relid, n_index++) + " ON " +
-                                    in.qualified + " (" + join(on, ", ") + ")");
+                                    in.qualified + columns);
         }
         set_again.push_back("sgivm_reread = false");
         // (the groups to read again, and below the groups gone, are found through partial
@@ -351,9 +384,11 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
                                 " ON " + st + " (sgivm_reread) WHERE sgivm_reread");
         p.state_apply.push_back("UPDATE " + st + " t SET " + join(set_again, ", ") + " WHERE t.sgivm_reread");
     }
-    p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_gone") +
-                            " ON " + st + " (sgivm_n) WHERE sgivm_n = 0");
-    p.state_apply.push_back("DELETE FROM " + st + " WHERE sgivm_n = 0");
+    if (ng) {  // (the one row of a view without GROUP BY stays: an empty input has a row too)
+        p.state_setup.push_back("CREATE INDEX IF NOT EXISTS " + quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_gone") +
+                                " ON " + st + " (sgivm_n) WHERE sgivm_n = 0");
+        p.state_apply.push_back("DELETE FROM " + st + " WHERE sgivm_n = 0");
+    }
 
     // The touched groups' rows, from their state, into the work table.
     const std::vector<std::string> aggs_t = agg_values(s, "t."), groups_t = group_values(s, "t.");
@@ -361,9 +396,11 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     for (size_t c = 0; c < s.outputs.size(); c++) outs.push_back(substitute(s.outputs[c], aggs_t, groups_t));
     std::string where = "";
     if (!s.having.empty()) where = " WHERE " + substitute(s.having, aggs_t, groups_t);
+    const std::string touched = ng ? "(SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, false) +
+                                         " UNION ALL SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, true) + ")"
+                                   : st;
     p.compute = "INSERT INTO " + new_rows_table(s.view_relid) + " (" + join(sql::quoted(s.columns), ", ") + ") SELECT " +
-                join(outs, ", ") + " FROM (SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, false) +
-                " UNION ALL SELECT * FROM " + st + " t WHERE " + sql::scope_match(gs_t, aff, true) + ") t" + where;
+                join(outs, ", ") + " FROM " + touched + " t" + where;
     p.strategy = "differential";
     p.strategy_reason = "";
 }

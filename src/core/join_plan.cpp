@@ -33,23 +33,32 @@ std::vector<std::string> occ_columns(size_t i, size_t n) {
     return c;
 }
 
-// `exprs` (occurrence i's key, in the view or in the query) among the touched rows of i; the
-// NULL-safe half (nulls) runs only when the touched rows hold a NULL key part (a one-time
+// `exprs` among the keys (columns `cols`) of `rows`, those of occurrence `occ` (sgivm_o) when
+// occ >= 0; the NULL-safe half (nulls) runs only when those keys hold a NULL part (a one-time
 // filter), so the common case stays an indexable IN.
-std::string occ_match(const std::string &aff, size_t i, const std::vector<std::string> &exprs, bool nulls) {
-    std::vector<std::string> a = occ_columns(i, exprs.size());
-    const std::string o = "sgivm_o = " + std::to_string(i);
-    if (!nulls) return "(" + join(exprs, ", ") + ") IN (SELECT " + join(a, ", ") + " FROM " + aff + " WHERE " + o + ")";
-    std::vector<std::string> any_null_aff, any_null_row, match;
+std::string keys_among(const std::string &rows, int occ, const std::vector<std::string> &cols,
+                       const std::vector<std::string> &exprs, bool nulls) {
+    auto where = [&](const std::string &t, const std::string &also) {
+        std::vector<std::string> c;
+        if (occ >= 0) c.push_back(t + "sgivm_o = " + std::to_string(occ));
+        if (!also.empty()) c.push_back(also);
+        return c.empty() ? std::string() : " WHERE " + join(c, " AND ");
+    };
+    if (!nulls) return "(" + join(exprs, ", ") + ") IN (SELECT " + join(cols, ", ") + " FROM " + rows + where("", "") + ")";
+    std::vector<std::string> any_null_rows, any_null_expr, match;
     for (size_t j = 0; j < exprs.size(); j++) {
-        any_null_aff.push_back(a[j] + " IS NULL");
-        any_null_row.push_back("(" + exprs[j] + ") IS NULL");
-        match.push_back("sgivm_x." + a[j] + " IS NOT DISTINCT FROM (" + exprs[j] + ")");
+        any_null_rows.push_back(cols[j] + " IS NULL");
+        any_null_expr.push_back("(" + exprs[j] + ") IS NULL");
+        match.push_back("sgivm_x." + cols[j] + " IS NOT DISTINCT FROM (" + exprs[j] + ")");
     }
-    // (the affected table's alias is apart from the query's: a user's alias x is common)
-    return "(SELECT EXISTS (SELECT 1 FROM " + aff + " WHERE " + o + " AND (" + join(any_null_aff, " OR ") + "))) AND (" +
-           join(any_null_row, " OR ") + ") AND EXISTS (SELECT 1 FROM " + aff + " sgivm_x WHERE sgivm_x." + o + " AND " +
-           join(match, " AND ") + ")";
+    // (the rows' alias is apart from the query's: a user's alias x is common)
+    return "(SELECT EXISTS (SELECT 1 FROM " + rows + where("", "(" + join(any_null_rows, " OR ") + ")") + ")) AND (" +
+           join(any_null_expr, " OR ") + ") AND EXISTS (SELECT 1 FROM " + rows + " sgivm_x" + where("sgivm_x.", join(match, " AND ")) + ")";
+}
+
+// `exprs` (occurrence i's key, in the view or in the query) among the touched rows of i.
+std::string occ_match(const std::string &aff, size_t i, const std::vector<std::string> &exprs, bool nulls) {
+    return keys_among(aff, static_cast<int>(i), occ_columns(i, exprs.size()), exprs, nulls);
 }
 
 // `text` with the placeholder replaced, outside quoted constants and identifiers (the deparser
@@ -122,10 +131,12 @@ std::string fill_statement(const ViewShape &s, const std::string &aff) {
                 vals = "SELECT " + col + " AS v FROM " + delta_table(s.inputs.at(edge.from_input).relid) + " u";
             } else if (edge.from_occ >= 0) {
                 const ViewShape::Occurrence &from = s.occurrences.at(static_cast<size_t>(edge.from_occ));
-                std::vector<std::string> uk = quoted(from.key, "u.");
-                vals = "SELECT " + col + " AS v FROM " + s.inputs.at(from.input).qualified + " u WHERE (" + join(uk, ", ") +
-                       ") IN (SELECT " + join(generic_keys(from.key.size()), ", ") + " FROM " +
-                       s_name(r - 1, static_cast<size_t>(edge.from_occ)) + ")";
+                // (a key that may hold a NULL part, a view's, is matched NULL-safely too)
+                const std::vector<std::string> uk = quoted(from.key, "u."), pk = generic_keys(from.key.size());
+                const std::string prev = s_name(r - 1, static_cast<size_t>(edge.from_occ));
+                const std::string rows = "SELECT " + col + " AS v FROM " + s.inputs.at(from.input).qualified + " u WHERE ";
+                vals = rows + keys_among(prev, -1, pk, uk, false);
+                if (from.nullable) vals += " UNION ALL " + rows + keys_among(prev, -1, pk, uk, true);
             } else {
                 continue;
             }

@@ -131,7 +131,9 @@ std::string capture(const std::string &modify, const std::string &delta, int sig
 std::string row_image(const std::vector<std::string> &values) { return "ROW(" + join(values, ", ") + ")::record"; }
 
 // a.k1 = b.k1 AND ...: never true for a NULL key part (such rows are removed and inserted).
+// The empty key of a single-row view (no GROUP BY) matches its one row.
 std::string key_equal(const std::vector<std::string> &key, const std::string &a, const std::string &b) {
+    if (key.empty()) return "true";
     std::vector<std::string> eq;
     for (const std::string &k : key) eq.push_back(a + "." + quote_identifier(k) + " = " + b + "." + quote_identifier(k));
     return join(eq, " AND ");
@@ -156,6 +158,9 @@ ViewPlan plan_view(const ViewShape &s) {
     std::vector<std::string> view_scope;
     std::string query;       // the scope's rows, as the view's query computes them
     const bool general_join = !s.occurrences.empty();
+    // Aggregates without GROUP BY: a single row (also over empty input), whose scope is the
+    // whole view. Its state is one row too: what a batch touches costs what it changed.
+    const bool single_row = s.kind == ViewShape::Kind::Aggregate && s.group_exprs.empty();
     if (general_join) {
         query = plan_join(s, p);
     } else if (s.kind == ViewShape::Kind::Projection) {
@@ -185,6 +190,11 @@ ViewPlan plan_view(const ViewShape &s) {
         for (size_t i = 0; i < s.joins.size(); i++)
             p.indexes.push_back("CREATE INDEX IF NOT EXISTS " + index_name("j", s.view_relid, i) + " ON " +
                                 first.qualified + " (" + quote_identifier(s.joins[i].fact_column) + ")");
+    } else if (single_row) {
+        // (the affected set says only whether the batch touched the input)
+        p.setup.push_back("CREATE TEMP TABLE IF NOT EXISTS " + aff.substr(8) + " (sgivm_k1 boolean) ON COMMIT DELETE ROWS");
+        p.fill_affected = "INSERT INTO " + aff + " SELECT true FROM " + delta_table(first.relid) + " LIMIT 1";
+        restricted = "SELECT * FROM " + first.qualified;
     } else {
         if (s.scope.empty()) throw std::runtime_error("an aggregate view needs GROUP BY expressions");
         std::vector<std::string> exprs, outs, a = aff_columns(s.scope.size()), typed;
@@ -228,17 +238,21 @@ ViewPlan plan_view(const ViewShape &s) {
         plain = modify;
     };
     // The view's rows in scope, with a further condition: a statement per condition of the
-    // scope (the second NULL-safe; a join's, one per occurrence).
-    const std::vector<std::string> scope_conditions =
-        general_join ? join_view_scope(s, "") : std::vector<std::string>{scope_match(view_scope, aff, false), scope_match(view_scope, aff, true)};
-    const std::vector<std::string> scope_conditions_t =
-        general_join ? join_view_scope(s, "t.") : std::vector<std::string>{scope_match(view_scope, aff, false), scope_match(view_scope, aff, true)};
+    // scope (the second NULL-safe; a join's, one per occurrence; a single row's, all).
+    auto conditions = [&](const std::string &t) {
+        if (general_join) return join_view_scope(s, t);
+        if (single_row) return std::vector<std::string>{"true"};
+        std::vector<std::string> cols;
+        for (const std::string &c : view_scope) cols.push_back(t + c);
+        return std::vector<std::string>{scope_match(cols, aff, false), scope_match(cols, aff, true)};
+    };
+    const std::vector<std::string> scope_conditions = conditions(""), scope_conditions_t = conditions("t.");
     auto scope_deletes = [&](std::vector<std::string> &captured, std::vector<std::string> &plain, const std::string &alias,
                              const std::string &also) {
         for (const std::string &c : alias.empty() ? scope_conditions : scope_conditions_t)
             both(captured, plain, "DELETE FROM " + s.view_table + alias + " WHERE " + c + also);
     };
-    if (s.key.empty() || compared.empty()) {
+    if ((s.key.empty() && !single_row) || compared.empty()) {
         // Rows may repeat: replace the whole scope.
         scope_deletes(p.remove, p.uncaptured.remove, "", "");
         both1(p.recompute, p.uncaptured.recompute, into_view + query);
@@ -264,7 +278,7 @@ ViewPlan plan_view(const ViewShape &s) {
         std::vector<std::string> view_scope_t;  // the scope columns of the view, of alias t
         for (const std::string &c : view_scope) view_scope_t.push_back("t." + c);
         // (a join's fresh rows are all in scope, and a view row of the same key too)
-        const std::string t_in_scope = general_join ? "" : scope_match(view_scope_t, aff, false);
+        const std::string t_in_scope = general_join ? "" : single_row ? "true" : scope_match(view_scope_t, aff, false);
         // A ranking maintained by range (ranking_state.cpp) brings, besides the changed groups
         // (the affected set), the rows whose rank moved: those exist in the view (their groups
         // did not change), and are updated by key; only the changed groups come and go.
@@ -323,6 +337,7 @@ ViewPlan plan_view(const ViewShape &s) {
         p.strategy_reason = !s.fallback.empty() ? s.fallback
                             : p.compute.empty() ? "every column is an audit column: the touched groups are replaced"
                                                 : "planned without delta rules";
+        if (single_row) p.strategy_reason += " (without GROUP BY, every change recomputes the whole view)";
     }
 
     // (what verify() of version 0.1.0 runs; later versions compare by image, _compare_by_image)

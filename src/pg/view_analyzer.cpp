@@ -517,6 +517,25 @@ void plan_differential(Query *q, List *group_tles, List *ctx, Oid view_relid, An
                                              : pstrdup("pg_temp");
 }
 
+// SELECT DISTINCT a, b FROM t is maintained as SELECT a, b FROM t GROUP BY a, b: the aggregate
+// operator keeps each row's multiplicity (its row count), and a row is in the view while it is
+// positive. DISTINCT's clauses are GROUP BY's (the same equality, sort and hash operators over
+// the same target entries), so they move over as they are; the deparsed query groups.
+void distinct_as_group_by(Query *q) {
+    if (q->hasAggs || q->groupClause || q->havingQual || q->hasWindowFuncs)
+        refuse(q->hasWindowFuncs && !q->hasAggs && !q->groupClause ? "DISTINCT over window functions"
+                                                                    : "DISTINCT together with GROUP BY or aggregates",
+               "Define the grouped query as a view of its own and select DISTINCT from that view: DISTINCT over one "
+               "table or view is maintained.");
+    if (list_length(q->jointree->fromlist) > 1 ||
+        (list_length(q->jointree->fromlist) == 1 && !IsA(linitial(q->jointree->fromlist), RangeTblRef)))
+        refuse("DISTINCT over a join",
+               "Define the join as a view of its own and select DISTINCT from that view: DISTINCT over one table or "
+               "view is maintained.");
+    q->groupClause = q->distinctClause;
+    q->distinctClause = NIL;
+}
+
 // SELECT * FROM (<ranking view's query>) r WHERE <ranking column> <= N (or < N): the inner
 // query, with a->top_n set; the query itself otherwise.
 Query *top_n_inner(Query *q, Analysis *a) {
@@ -581,6 +600,7 @@ struct JoinOcc {
     List *view_key;  // char *: the view's columns holding them
     bool nullable;
     int branch;  // its UNION ALL branch (0 without one)
+    bool null_extended;  // on an outer join's nullable side: its columns are NULL where it has no row
 };
 
 // sgivm::ViewShape::Edge
@@ -702,6 +722,7 @@ List *walk_from(JoinWalk *w, Node *n, bool under_nullable) {
         o->input = input_of(w->a, rte->relid, w->q, rtindex);
         o->alias = rte->alias->aliasname;
         o->key = key_columns_of(rte->relid);
+        o->null_extended = under_nullable;
         if (o->key == NIL)
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("stategrid_ivm cannot maintain a view over %s: it has no key", qualified_name(rte->relid)),
@@ -830,7 +851,9 @@ void walk_sublink(JoinWalk *w, SubLink *s) {
             add_edge(w, static_cast<int>(sgivm::ViewShape::Edge::Kind::In), input, -1, sub_col, occ, occ_column(w, occ, att));
             add_lookup(w, input, sub_col);
             add_lookup(w, occ_at(w, occ)->input, occ_column(w, occ, att));
-            found = true;
+            // (x NULL in a NULL-extended row, which has no row of x's table to touch: a change
+            // of the table's emptiness flips NOT IN there, so a change touches every row)
+            found = !occ_at(w, occ)->null_extended;
         }
     }
     // otherwise a change of the table touches every row
@@ -1527,7 +1550,8 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     if (q->commandType != CMD_SELECT || q->utilityStmt)
         refuse("SELECT INTO", "add_view creates the view's table: pass the SELECT alone.");
     if (q->hasDistinctOn) refuse("DISTINCT ON", "Use GROUP BY, or ROW_NUMBER in a ranking view.");
-    if (q->distinctClause) refuse("DISTINCT", "Use GROUP BY over the columns instead.");
+    const bool distinct = q->distinctClause != NIL;
+    if (distinct) distinct_as_group_by(q);
     if (q->sortClause) refuse("ORDER BY", "A maintained table has no order: order when you query it.");
     if (q->limitCount || q->limitOffset) refuse("LIMIT/OFFSET", "Filter with WHERE, or rank with ROW_NUMBER.");
     if (q->hasSubLinks) {
@@ -1582,6 +1606,9 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
         WindowClause *wc = static_cast<WindowClause *>(lfirst(lc));
         mutable_key = mutable_key || contain_mutable_functions(wc->startOffset) || contain_mutable_functions(wc->endOffset);
     }
+    if (mutable_key && distinct)
+        refuse("a non-immutable function in a DISTINCT column",
+               "DISTINCT compares every column: select the clock (now() AS etl_time) in a view over this one.");
     if (mutable_key)
         refuse("a non-immutable function in GROUP BY or in a window's PARTITION BY, ORDER BY or frame",
                "Group and rank by the data: only output columns like now() AS etl_time may be non-immutable.");
@@ -1602,9 +1629,6 @@ void analyse(const char *query_text, Oid view_relid, Analysis *a) {
     a->aggregate = q->hasAggs || q->groupClause != NIL || q->havingQual;
     if (q->hasWindowFuncs && !a->aggregate)
         refuse("a window function without GROUP BY", "Rank the rows of an aggregate view (GROUP BY ... with ROW_NUMBER() OVER (PARTITION BY ... ORDER BY sum(...)).");
-    if (a->aggregate && q->groupClause == NIL)
-        refuse(q->hasAggs ? "aggregates without GROUP BY" : "HAVING without GROUP BY",
-               "Group by at least one column (a single-row total is not supported yet).");
 
     // Inputs: every range table entry must be a plain table.
     foreach (lc, q->rtable) {

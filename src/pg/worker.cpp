@@ -121,6 +121,7 @@ private:
     bool origin_ready_ = false;
     OwnerContext owner_ctx_;  // while the step runs as the pipeline's owner
     int consecutive_errors_ = 0;
+    int transient_retries_ = 0;  // serialization failures / deadlocks retried at once in a row
     XLogRecPtr caught_up_ = InvalidXLogRecPtr;
     ChangeReader reader_;
 
@@ -658,6 +659,7 @@ void PipelineWorker::run() {
         try {
             more = step();
             consecutive_errors_ = 0;
+            transient_retries_ = 0;
         } catch (PgError &e) {
             error = e.what();
             pg_error.emplace(std::move(e));
@@ -679,6 +681,16 @@ void PipelineWorker::run() {
         if (!error.empty()) {
             // Undo the failed transaction, then say so in the catalog; the retry comes later.
             abort_batch();
+            // A serialization failure or deadlock with a concurrent add_view / drop_view (they
+            // update the pipeline's catalog row and lock its tables) is not the pipeline's fault:
+            // the batch is retried at once, a few times, before it counts as an error.
+            int code = pg_error && pg_error->data() ? pg_error->data()->sqlerrcode : 0;
+            if ((code == ERRCODE_T_R_SERIALIZATION_FAILURE || code == ERRCODE_T_R_DEADLOCK_DETECTED) && transient_retries_ < 5) {
+                transient_retries_++;
+                pg_call([&] { pg_usleep(20000L * transient_retries_); });
+                continue;
+            }
+            transient_retries_ = 0;
             bool disk_full = pg_error && pg_error->data() && pg_error->data()->sqlerrcode == ERRCODE_DISK_FULL;
             std::string note = relation_files_named(error, disk_full);
             if (pg_error)

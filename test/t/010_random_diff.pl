@@ -16,7 +16,16 @@
 # (suffix _r) and one with 'auto' (_a: delta rules over kept state), over the mirror (NULL group
 # keys), over the DWD detail (group moves when users change region) and over a DWS table (a view
 # over a view over a view), with WHERE, HAVING, count(DISTINCT) and min/max: each pair must
-# also agree row for row at every check (issue 15, item 4).
+# also agree row for row at every check (issue 15, item 4). Among them aggregates without GROUP BY
+# (one row, also when the TRUNCATE empties the input) and DISTINCT views (issue 16).
+#
+# General join views (issue 16) are drawn from the seed too: the join type of each (inner, LEFT,
+# RIGHT, FULL), join columns that are keys or not (users by region, name or usage type; readings
+# of the same user), self-joins, extra ON conditions, projections with and without the keys,
+# three of six EXISTS / NOT EXISTS / IN / NOT IN shapes (NULLs in the subquery's column and in
+# the outer one, an uncorrelated one, one over a view), a join of an aggregate view with a
+# projection view, a join over a join view, an outer join over an inner join with a join view
+# whose key has NULLs, and aggregate pairs over two join views. verify() checks each.
 #
 # Reproducible: the workload depends on the seed only (printed; SGIVM_TAP_SEED repeats it) and
 # is written to the test's log directory. SGIVM_RANDOM_OPS sets its size (default 3000);
@@ -342,7 +351,98 @@ my %pairs = (
 	# over a DWS table (itself over the DWD detail, over the mirrors)
 	p_region => q{SELECT region_id, count(*) AS days, sum(user_count) AS users, min(stat_date) AS first_day,
 	               max(stat_date) AS last_day, count(DISTINCT region_name) AS names
-	            FROM dws_region_daily_stats GROUP BY region_id});
+	            FROM dws_region_daily_stats GROUP BY region_id},
+	# without GROUP BY: one row, also over an empty input
+	p_total => q{SELECT count(*) AS readings, count(consumption_date) AS dated, sum(consumption_cost) AS cost,
+	               avg(consumption_cost) AS avg_cost, min(consumption_amount) AS lo, max(consumption_amount) AS hi,
+	               min(consumption_date) AS first_at, max(remark) AS last_remark, count(DISTINCT user_id) AS users
+	            FROM ods_power_consumption},
+	p_total_large => q{SELECT count(*) AS readings, max(consumption_amount) - min(consumption_amount) AS spread,
+	               round(avg(consumption_amount), 2) AS avg_amount, count(DISTINCT region_id) AS regions
+	            FROM dwd_power_consumption_detail WHERE consumption_amount >= 250 HAVING count(*) > 1},
+	# DISTINCT: NULLs, an expression, over the DWD detail (rows move when users change region)
+	p_distinct => q{SELECT DISTINCT user_id, consumption_date::date AS day, remark IS NULL AS no_remark
+	            FROM ods_power_consumption},
+	p_distinct_region => q{SELECT DISTINCT region_id, usage_type FROM dwd_power_consumption_detail
+	            WHERE consumption_amount < 400});
+# General join views (join_plan.cpp), drawn from the seed (see the top of the file).
+my @join_types = ('JOIN', 'LEFT JOIN', 'RIGHT JOIN', 'FULL JOIN');
+my %joins;
+{
+	# users joined with users on a column that is not their key (many-to-many, NULLs)
+	my $col = one_of('region_id', 'user_name', 'region_name', 'usage_type');
+	my $keys = chance(0.6) ? 'u1.user_id AS u1_id, u2.user_id AS u2_id, ' : '';
+	my $extra = $col eq 'usage_type' || chance(0.5) ? ' AND u1.user_id < u2.user_id' : '';
+	$extra .= one_of('', '', q{ AND u2.phone IS NOT NULL}, q{ AND u1.usage_type <> '工业'});
+	$joins{j_users} = "SELECT ${keys}u1.$col AS c1, u1.user_name AS name1, u2.user_name AS name2, u2.user_id AS partner
+	    FROM ods_power_user u1 " . one_of(@join_types) . " ods_power_user u2 ON u1.$col = u2.$col$extra";
+	# readings joined with readings of the same user (a non-key column with NULLs)
+	$joins{j_readings} = 'SELECT c1.consumption_id AS id1, ' . (chance(0.7) ? 'c2.consumption_id AS id2, ' : '')
+	  . 'c1.user_id, c1.consumption_amount AS amount1, c2.consumption_amount AS amount2
+	    FROM ods_power_consumption c1 ' . one_of(@join_types) . ' ods_power_consumption c2
+	    ON c2.user_id = c1.user_id AND c2.consumption_id ' . one_of('<', '<>') . ' c1.consumption_id'
+	  . one_of('', ' AND c2.consumption_amount >= 250', ' AND c1.remark IS NOT NULL');
+	# readings with their user on the user's key, any join type, maybe an extra ON condition, a
+	# projection with or without the keys
+	$joins{j_reading_user} = 'SELECT ' . (chance(0.5) ? 'c.consumption_id, u.user_id AS uid, ' : '')
+	  . 'c.consumption_amount, u.user_name, u.region_id
+	    FROM ods_power_consumption c ' . one_of(@join_types) . ' ods_power_user u ON u.user_id = c.user_id'
+	  . one_of('', q{ AND u.usage_type = '居民'}, ' AND c.consumption_amount < 250');
+	# an aggregate view and a projection view joined on a column that is neither's key
+	$joins{j_stats_users} = 'SELECT s.region_id, s.stat_date, s.total_consumption, i.user_id, i.user_name
+	    FROM dws_region_daily_stats s ' . one_of(@join_types) . ' dwd_power_user_info i ON i.region_id = s.region_id'
+	  . one_of('', q{ AND i.usage_type = '居民'});
+	# subqueries
+	my $not = sub { return chance(0.5) ? 'NOT ' : '' };
+	my @subs = (
+		sub { 'SELECT u.user_id, u.user_name FROM ods_power_user u WHERE ' . $not->()
+			  . 'EXISTS (SELECT 1 FROM ods_power_consumption c WHERE c.user_id = u.user_id'
+			  . one_of('', ' AND c.consumption_amount >= 250', ' AND c.remark IS NULL') . ')' },
+		sub { 'SELECT u.user_id, u.region_id FROM ods_power_user u WHERE u.user_id ' . $not->()
+			  . 'IN (SELECT user_id FROM ods_power_consumption'
+			  . one_of('', ' WHERE remark IS NOT NULL', ' WHERE consumption_amount > 450') . ')' },
+		sub { 'SELECT c.consumption_id, c.user_id FROM ods_power_consumption c WHERE c.user_id ' . $not->()
+			  . 'IN (SELECT user_id FROM ods_power_user WHERE region_id = ' . (1 + int(rand(6))) . ')' },
+		sub { 'SELECT c.consumption_id, c.consumption_amount FROM ods_power_consumption c WHERE ' . $not->()
+			  . 'EXISTS (SELECT 1 FROM ods_power_user u WHERE u.user_id = c.user_id AND u.usage_type = '
+			  . lit(one_of(@usages)) . ')' },
+		# NULL region ids in the subquery, over a view
+		sub { 'SELECT d.consumption_id, d.region_id FROM dwd_power_consumption_detail d WHERE d.region_id ' . $not->()
+			  . 'IN (SELECT region_id FROM ods_power_user WHERE usage_type = ' . lit(one_of(@usages)) . ')' },
+		sub { 'SELECT u.user_id, u.phone FROM ods_power_user u WHERE ' . $not->()
+			  . "EXISTS (SELECT 1 FROM ods_power_consumption WHERE consumption_amount = 0.00)" });
+	for my $i (1 .. 3)
+	{
+		my $pick = int(rand(@subs));
+		$joins{"j_sub$i"} = splice(@subs, $pick, 1)->();
+	}
+	# a join over the users' join view
+	$joins{j_over_join} = 'SELECT j.c1, j.name2, j.partner, c.consumption_id, c.consumption_amount
+	    FROM j_users j ' . one_of(@join_types) . ' ods_power_consumption c ON c.user_id = j.partner'
+	  . one_of('', ' AND c.consumption_amount >= 400');
+	# an outer join over an inner join with a join view (whose key is NULL in its NULL-extended
+	# rows): a user's usage type alone makes or breaks the inner match, and the reading's
+	# NULL-extended row comes or goes two joins away
+	$joins{j_nested} = 'SELECT c0.consumption_id, c0.user_id, r.id1, r.amount2, u.user_name
+	    FROM ods_power_consumption c0 ' . one_of('LEFT JOIN', 'FULL JOIN') . ' (j_readings r JOIN ods_power_user u
+	    ON u.user_id = r.user_id AND u.usage_type = ' . lit(one_of(@usages)) . ') ON r.id1 = c0.consumption_id';
+	# aggregates over join views, kept twice like the other pairs
+	$pairs{p_join_users} = 'SELECT c1, count(*) AS n, count(partner) AS partners, count(DISTINCT name2) AS names
+	    FROM j_users GROUP BY c1';
+	$pairs{p_join_readings} = 'SELECT user_id, count(*) AS n, sum(amount2) AS total, max(amount1) AS hi, min(amount2) AS lo
+	    FROM j_readings GROUP BY user_id';
+}
+# in dependency order: j_over_join and j_nested read other join views
+my @over = ('j_over_join', 'j_nested');
+for my $name ((grep { my $n = $_; !grep { $_ eq $n } @over } sort keys %joins), @over)
+{
+	note "$name: $joins{$name}";
+	$node->safe_psql('postgres', qq{SELECT stategrid_ivm.add_view('p', '$name', \$v\$$joins{$name}\$v\$)});
+}
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT strategy, ',') FROM stategrid_ivm.views WHERE view_name ~ '^public\.j_'}),
+	'differential', 'the join views are maintained by delta rules');
+
 for my $name (sort keys %pairs)
 {
 	$node->safe_psql('postgres', qq{
@@ -390,7 +490,7 @@ SELECT stategrid_ivm.add_view('p', 'x_top_users', $v$
 
 my $workload_file = "$PostgreSQL::Test::Utils::log_path/010_random_diff_workload_$seed.sql";
 open my $wl, '>', $workload_file or die "cannot write $workload_file: $!";
-print $wl "-- seed $seed, batch_size $batch_size\n", join("\n", @initial), "\n";
+print $wl "-- seed $seed, batch_size $batch_size\n", (map { "-- view $_: $joins{$_}\n" } sort keys %joins), join("\n", @initial), "\n";
 
 my $paused = 0;
 my @failures;

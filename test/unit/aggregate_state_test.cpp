@@ -312,4 +312,95 @@ TEST(AggregateState, NewGroupWithRetractedExtremeIsReRead) {
     EXPECT_CONTAINS(all(p.state_fill), ", false FROM dw.dwd_detail");
 }
 
+// Without GROUP BY: a single state row, kept at count 0 (the row of an empty input), folded by
+// an UPDATE from the delta summed to one row; the view's one row is diffed by its empty key.
+ViewShape total_shape() {
+    ViewShape s = stats_shape();
+    s.deparsed = "SELECT sum(consumption_amount) AS total, count(DISTINCT user_id) AS users, round(avg(consumption_amount), "
+                 "2) AS avg_amount, max(consumption_amount) AS max_amount, count(*) AS n, now() AS update_time\n   FROM "
+                 "dw.dwd_detail dwd_detail";
+    s.columns.erase(s.columns.begin(), s.columns.begin() + 2);
+    s.types.erase(s.types.begin(), s.types.begin() + 2);
+    s.audit.erase(s.audit.begin(), s.audit.begin() + 2);
+    s.outputs.erase(s.outputs.begin(), s.outputs.begin() + 2);
+    s.key.clear();
+    s.group_exprs.clear();
+    s.group_columns.clear();
+    s.group_types.clear();
+    s.scope.clear();
+    return s;
+}
+
+TEST(AggregateState, WithoutGroupByOneStateRowKeptAtCountZero) {
+    ViewPlan p = plan_view(total_shape());
+    EXPECT_EQ(p.strategy, "differential");
+    const std::string setup = all(p.state_setup), fill = all(p.state_fill), apply = all(p.state_apply);
+    EXPECT_CONTAINS(setup, "CREATE TABLE IF NOT EXISTS dw.\"sgivm_state_400\" (sgivm_n bigint NOT NULL DEFAULT 0, sgivm_a1 ");
+    EXPECT_NOT_CONTAINS(setup, "sgivm_state_400_key");  // (no group key: one row)
+    EXPECT_CONTAINS(setup, "ON dw.\"sgivm_state_400_2\" (sgivm_v) NULLS NOT DISTINCT");
+    EXPECT_CONTAINS(setup, "CREATE INDEX IF NOT EXISTS sgivm_x_400_0 ON dw.dwd_detail ((consumption_amount))");
+    // filled by one aggregate row, also over an empty input
+    EXPECT_CONTAINS(fill, "SELECT count(*), coalesce(sum((consumption_amount))::numeric, 0)");
+    EXPECT_NOT_CONTAINS(fill, "GROUP BY 1, 2");
+    EXPECT_CONTAINS(fill, "SELECT (user_id), count(*) FROM dw.dwd_detail WHERE (user_id) IS NOT NULL GROUP BY 1");
+    // folded by an UPDATE of the one row from the delta summed to one row (none if empty)
+    EXPECT_CONTAINS(apply, "UPDATE dw.\"sgivm_state_400\" AS t SET sgivm_n = t.sgivm_n + excluded.sgivm_n, ");
+    EXPECT_CONTAINS(apply, " AS sgivm_n, ");
+    EXPECT_CONTAINS(apply, "FROM pg_temp.sgivm_delta_300 HAVING count(*) > 0) excluded");
+    EXPECT_CONTAINS(apply, "ON CONFLICT (sgivm_v) DO UPDATE");
+    EXPECT_CONTAINS(apply, "FROM sgivm_values HAVING count(*) > 0) excluded");
+    EXPECT_NOT_CONTAINS(apply, "ON CONFLICT ()");
+    // the row stays at count 0; the extreme is read again over the whole input
+    EXPECT_NOT_CONTAINS(apply, "DELETE FROM dw.\"sgivm_state_400\" WHERE sgivm_n = 0");
+    EXPECT_CONTAINS(apply, "sgivm_a4 = (SELECT max((consumption_amount)) FROM dw.dwd_detail), sgivm_reread = false");
+    EXPECT_EQ(p.compute, "INSERT INTO pg_temp.sgivm_new_400 (\"total\", \"users\", \"avg_amount\", \"max_amount\", \"n\", "
+                         "\"update_time\") SELECT (CASE WHEN t.sgivm_a1_n = 0 THEN NULL ELSE t.sgivm_a1 END), (t.sgivm_a2), "
+                         "round((CASE WHEN t.sgivm_a3_n = 0 THEN NULL ELSE t.sgivm_a3::numeric / t.sgivm_a3_n::numeric END), 2), "
+                         "(t.sgivm_a4), (t.sgivm_n), now() FROM dw.\"sgivm_state_400\" t");
+}
+
+TEST(AggregateState, WithoutGroupByTheViewsOneRowIsDiffedByItsEmptyKey) {
+    ViewShape s = total_shape();
+    s.filter = "consumption_amount >= 250";
+    ViewPlan p = plan_view(s);
+    EXPECT_EQ(p.fill_affected, "INSERT INTO pg_temp.sgivm_aff_400 SELECT true FROM pg_temp.sgivm_delta_300 LIMIT 1");
+    ASSERT_EQ(p.remove.size(), 1u);
+    EXPECT_CONTAINS(p.remove[0], "DELETE FROM dw.dws_stats t WHERE true AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_400 n WHERE true)");
+    EXPECT_CONTAINS(p.uncaptured.update[0], "FROM pg_temp.sgivm_new_400 n WHERE true AND ROW(");
+    EXPECT_CONTAINS(p.recompute, "WHERE NOT EXISTS (SELECT 1 FROM dw.dws_stats t WHERE true AND true)");
+    EXPECT_EQ(p.uncaptured.replace_remove, std::vector<std::string>{"DELETE FROM dw.dws_stats WHERE true"});
+    EXPECT_TRUE(p.indexes.empty());
+    const std::string apply = all(p.state_apply);
+    EXPECT_CONTAINS(apply, "FROM pg_temp.sgivm_delta_300 WHERE (consumption_amount >= 250) HAVING count(*) > 0) excluded");
+    EXPECT_CONTAINS(apply, "(SELECT max((consumption_amount)) FROM dw.dwd_detail WHERE (consumption_amount >= 250))");
+}
+
+// Without delta rules the one row is recomputed from the whole input.
+TEST(AggregateState, WithoutGroupByFallbackRecomputesTheWholeView) {
+    ViewShape s = total_shape();
+    s.fallback = "sum() over double precision";
+    s.aggregates.clear();
+    s.outputs.clear();
+    ViewPlan p = plan_view(s);
+    EXPECT_EQ(p.strategy, "recompute");
+    EXPECT_CONTAINS(p.strategy_reason, "without GROUP BY, every change recomputes the whole view");
+    EXPECT_CONTAINS(p.compute, "WITH sgivm_in_300 AS (SELECT * FROM dw.dwd_detail) SELECT sum(consumption_amount)");
+    EXPECT_TRUE(p.indexes.empty());
+}
+
+// min(x) and max(x) of one argument read the same index.
+TEST(AggregateState, ExtremesOfOneArgumentShareTheirIndex) {
+    ViewShape s = stats_shape();
+    s.aggregates.push_back({Fn::Min, "consumption_amount", "numeric(10,2)"});
+    s.outputs.push_back("$6");
+    s.columns.push_back("min_amount");
+    s.types.push_back("numeric(10,2)");
+    s.audit.push_back(false);
+    ViewPlan p = plan_view(s);
+    const std::string setup = all(p.state_setup);
+    EXPECT_CONTAINS(setup, "sgivm_x_400_0 ON dw.dwd_detail");
+    EXPECT_NOT_CONTAINS(setup, "sgivm_x_400_1");
+    EXPECT_CONTAINS(all(p.state_apply), "sgivm_a6 = CASE WHEN");
+}
+
 }  // namespace

@@ -239,7 +239,7 @@ TEST(ViewPlanProjection, RemoveTakesRowsWhoseKeyIsGoneTheSecondNullSafe) {
     const std::string gone = " AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_300 n WHERE n.\"consumption_id\" = t.\"consumption_id\")";
     ASSERT_EQ(p.remove.size(), 2u);
     EXPECT_EQ(p.remove[0],
-              "WITH sgivm_changed AS (DELETE FROM dw.dwd_detail t WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM "
+              "WITH sgivm_changed AS (DELETE FROM dw.dwd_detail t WHERE (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM "
               "pg_temp.sgivm_aff_300)" + gone + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT *, -1 FROM sgivm_changed");
     // a view used as the fact may have NULLs in its key: matched NULL-safely, only when the
     // affected set holds a NULL (a one-time filter); such a row never matches by key, so it
@@ -247,11 +247,11 @@ TEST(ViewPlanProjection, RemoveTakesRowsWhoseKeyIsGoneTheSecondNullSafe) {
     EXPECT_EQ(p.remove[1],
               "WITH sgivm_changed AS (DELETE FROM dw.dwd_detail t WHERE "
               "(SELECT EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 WHERE sgivm_k1 IS NULL)) AND "
-              "((\"consumption_id\") IS NULL) AND "
-              "EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 x WHERE x.sgivm_k1 IS NOT DISTINCT FROM (\"consumption_id\"))" +
+              "((t.\"consumption_id\") IS NULL) AND "
+              "EXISTS (SELECT 1 FROM pg_temp.sgivm_aff_300 x WHERE x.sgivm_k1 IS NOT DISTINCT FROM (t.\"consumption_id\"))" +
                   gone + " RETURNING *) INSERT INTO pg_temp.sgivm_delta_300 SELECT *, -1 FROM sgivm_changed");
     ASSERT_EQ(p.uncaptured.remove.size(), 2u);
-    EXPECT_EQ(p.uncaptured.remove[0], "DELETE FROM dw.dwd_detail t WHERE (\"consumption_id\") IN (SELECT sgivm_k1 FROM "
+    EXPECT_EQ(p.uncaptured.remove[0], "DELETE FROM dw.dwd_detail t WHERE (t.\"consumption_id\") IN (SELECT sgivm_k1 FROM "
                                       "pg_temp.sgivm_aff_300)" + gone);
 }
 
@@ -335,10 +335,10 @@ TEST(ViewPlanProjection, CompositeFactKey) {
                           "\"B\" AS sgivm_k2 FROM \"My Schema\".ods_m WITH NO DATA");
     EXPECT_EQ(p.fill_affected, "INSERT INTO pg_temp.sgivm_aff_7 SELECT \"a\", \"B\" FROM pg_temp.sgivm_delta_6");
     // the view is matched by its own column names, the fact by the fact's
-    EXPECT_CONTAINS(p.remove[0], "DELETE FROM \"My Schema\".\"V\" t WHERE (\"a\", \"b2\") IN (SELECT sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_7)");
+    EXPECT_CONTAINS(p.remove[0], "DELETE FROM \"My Schema\".\"V\" t WHERE (t.\"a\", t.\"b2\") IN (SELECT sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_7)");
     EXPECT_CONTAINS(p.compute, "WITH sgivm_in_6 AS (SELECT * FROM \"My Schema\".ods_m WHERE (\"a\", \"B\") IN "
                                  "(SELECT sgivm_k1, sgivm_k2 FROM pg_temp.sgivm_aff_7) UNION ALL ");
-    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (\"a\") AND x.sgivm_k2 IS NOT DISTINCT FROM (\"b2\")");
+    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (t.\"a\") AND x.sgivm_k2 IS NOT DISTINCT FROM (t.\"b2\")");
     EXPECT_TRUE(p.compute.size() > 17 && p.compute.substr(p.compute.size() - 17) == "FROM sgivm_in_6 m");
     EXPECT_EQ(p.indexes[0], "CREATE UNIQUE INDEX IF NOT EXISTS sgivm_k_7_0 ON \"My Schema\".\"V\" (\"a\", \"b2\")");
 }
@@ -427,9 +427,9 @@ TEST(ViewPlanRanking, ScopeIsThePartitionNotTheGroups) {
     EXPECT_NOT_CONTAINS(p.fill_affected, "user_id");
     // partitions are recomputed, and their rows that changed leave the view ...
     ASSERT_EQ(p.remove.size(), 2u);
-    EXPECT_CONTAINS(p.remove[0], "DELETE FROM dw.dws_ranking t WHERE (\"stat_date\", \"region_id\") IN (SELECT sgivm_k1, sgivm_k2 FROM "
+    EXPECT_CONTAINS(p.remove[0], "DELETE FROM dw.dws_ranking t WHERE (t.\"stat_date\", t.\"region_id\") IN (SELECT sgivm_k1, sgivm_k2 FROM "
                                  "pg_temp.sgivm_aff_500)");
-    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (\"stat_date\") AND x.sgivm_k2 IS NOT DISTINCT FROM (\"region_id\")");
+    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (t.\"stat_date\") AND x.sgivm_k2 IS NOT DISTINCT FROM (t.\"region_id\")");
     EXPECT_NOT_CONTAINS(p.remove[0].substr(0, p.remove[0].find(" AND NOT EXISTS")), "\"user_id\"");
     EXPECT_CONTAINS(p.remove[0], "AND NOT EXISTS (SELECT 1 FROM pg_temp.sgivm_new_500 n WHERE n.\"user_id\" = t.\"user_id\" AND "
                                  "n.\"region_id\" = t.\"region_id\" AND n.\"stat_date\" = t.\"stat_date\")");
@@ -518,7 +518,7 @@ TEST(ViewPlanNames, HelperColumnsDoNotCaptureUserColumns) {
     s.key = {"a1", "a2"};
     ViewPlan p = plan_view(s);
     ASSERT_EQ(p.remove.size(), 2u);
-    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (\"a1\") AND x.sgivm_k2 IS NOT DISTINCT FROM (\"a2\")");
+    EXPECT_CONTAINS(p.remove[1], "x.sgivm_k1 IS NOT DISTINCT FROM (t.\"a1\") AND x.sgivm_k2 IS NOT DISTINCT FROM (t.\"a2\")");
     for (const std::string &sql : p.remove) EXPECT_NOT_CONTAINS(sql, "x.a1");
     EXPECT_NOT_CONTAINS(p.setup[1], " AS a1");
 }
