@@ -33,18 +33,30 @@ int guc_max_pipelines = 16;
 int guc_wal_warning_mb = 1024;
 char *guc_debug_crash_at = nullptr;
 
-void crash_point(const char *point) {
-    if (!guc_debug_crash_at || !*guc_debug_crash_at) return;
+// Whether stategrid_ivm.debug_crash_at names this point (a comma- or space-separated list).
+static bool point_named(const char *point) {
+    if (!guc_debug_crash_at || !*guc_debug_crash_at) return false;
     size_t n = strlen(point);
     for (const char *p = guc_debug_crash_at; (p = strstr(p, point)) != nullptr; p += n) {
         bool starts = p == guc_debug_crash_at || p[-1] == ',' || p[-1] == ' ';
         bool ends = p[n] == '\0' || p[n] == ',' || p[n] == ' ';
-        if (starts && ends) {
-            ereport(LOG, (errmsg("stategrid_ivm: crash point \"%s\" reached: process %d kills itself", point, MyProcPid)));
-            (void)kill(MyProcPid, SIGKILL);
-            pg_usleep(1000000L);  // the signal is on its way
-        }
+        if (starts && ends) return true;
     }
+    return false;
+}
+
+void crash_point(const char *point) {
+    if (!point_named(point)) return;
+    ereport(LOG, (errmsg("stategrid_ivm: crash point \"%s\" reached: process %d kills itself", point, MyProcPid)));
+    (void)kill(MyProcPid, SIGKILL);
+    pg_usleep(1000000L);  // the signal is on its way
+}
+
+void exit_point(const char *point) {
+    if (!point_named(point)) return;
+    // as a fast shutdown ends the worker: FATAL, and the exit callbacks run
+    ereport(FATAL, (errcode(ERRCODE_ADMIN_SHUTDOWN),
+                    errmsg("stategrid_ivm: exit point \"%s\" reached: process %d exits", point, MyProcPid)));
 }
 
 static shmem_request_hook_type prev_shmem_request_hook = nullptr;

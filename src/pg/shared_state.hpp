@@ -72,6 +72,8 @@ extern char *guc_debug_crash_at;
 
 // Crash tests: SIGKILLs the calling process if stategrid_ivm.debug_crash_at lists `point`.
 void crash_point(const char *point);
+// The same, but the process exits as a fast shutdown ends it (FATAL: exit callbacks run).
+void exit_point(const char *point);
 
 void request_shared_memory();
 void install_shared_memory_hooks();

@@ -213,6 +213,18 @@ PipelineState PipelineWorker::lock_pipeline(int32 *views_version) {
     return p_.state = locked->state;
 }
 
+// The origin's progress is set just before an apply transaction commits. If that transaction
+// aborts instead (an error, or the worker told to exit, as at a fast shutdown), the progress
+// must go with it: the session's next commit -- at exit, the one that drops its temporary
+// tables -- would record it, and the aborted batch's source transactions would count as
+// applied without ever being (lost for good).
+static void forget_origin_progress(XactEvent event, void *) {
+    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+        replorigin_session_origin_lsn = InvalidXLogRecPtr;
+        replorigin_session_origin_timestamp = 0;
+    }
+}
+
 void PipelineWorker::setup_origin() {
     if (origin_ready_) return;
     pg_call([&] {
@@ -220,6 +232,7 @@ void PipelineWorker::setup_origin() {
         replorigin_session_setup(origin_);
         // Every write of this worker carries the origin: the plugin drops them early.
         replorigin_session_origin = origin_;
+        RegisterXactCallback(forget_origin_progress, nullptr);
     });
     origin_ready_ = true;
     std::string appname = "stategrid_ivm pipeline " + p_.name;
@@ -520,6 +533,7 @@ bool PipelineWorker::commit_batch(XLogRecPtr flushed) {
         if (last_end_lsn_ != InvalidXLogRecPtr) {
             replorigin_session_origin_lsn = last_end_lsn_;
             replorigin_session_origin_timestamp = last_commit_time_;
+            exit_point("exit_before_commit");
         }
     });
     commit_worker_xact(owner_ctx_);
