@@ -1210,6 +1210,52 @@ SELECT pg_catalog.pg_extension_config_dump('source',
 SELECT pg_catalog.pg_extension_config_dump('view',
     'WHERE pipeline_id IN (SELECT p.pipeline_id FROM stategrid_ivm.pipeline p WHERE pg_catalog.pg_has_role(p.owner, ''MEMBER''))');
 
+-- sync() waits for every transaction committed before it, those committed with
+-- synchronous_commit = off included (a subscription's apply worker commits so by default): its
+-- target is the end of the WAL they are in, flushed, no longer the flush position alone.
+CREATE FUNCTION _flush_commits() RETURNS pg_lsn
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_flush_commits';
+REVOKE ALL ON FUNCTION _flush_commits() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _flush_commits() TO PUBLIC;
+CREATE OR REPLACE FUNCTION sync(name text, timeout interval DEFAULT '30 s') RETURNS pg_lsn
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p stategrid_ivm.pipeline;
+    -- (every transaction committed before this call, synchronous_commit = off included)
+    v_target pg_lsn := stategrid_ivm._flush_commits();
+    v_deadline timestamptz := clock_timestamp() + timeout;
+    v_caught pg_lsn;
+BEGIN
+    LOOP
+        p := stategrid_ivm._pipeline(name, false);
+        IF p.state IN ('created', 'paused') THEN
+            RAISE EXCEPTION 'pipeline "%" is %', name, p.state
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = CASE p.state WHEN 'created' THEN 'Start it with start_pipeline().'
+                                          ELSE 'Resume it with resume_pipeline().' END;
+        ELSIF p.state = 'error' THEN
+            RAISE EXCEPTION 'pipeline "%" is in error: %', name, p.last_error
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'SELECT * FROM stategrid_ivm.pipelines shows the error; the worker keeps retrying.';
+        END IF;
+        SELECT s.caught_up_lsn INTO v_caught FROM stategrid_ivm._runtime_status() s
+        WHERE s.pipeline_id = p.pipeline_id;
+        IF p.state = 'running' AND v_caught >= v_target THEN
+            RETURN coalesce(p.applied_lsn, v_caught);
+        END IF;
+        IF clock_timestamp() > v_deadline THEN
+            RAISE EXCEPTION 'pipeline "%" did not catch up with % within %', name, v_target, timeout
+                USING ERRCODE = 'query_canceled',
+                      HINT = 'SELECT * FROM stategrid_ivm.pipelines shows its state and lag.';
+        END IF;
+        PERFORM stategrid_ivm._wake_pipeline(p.pipeline_id);
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+
 -- Every view planned again by 0.3.0 (delta rules over kept state where its query has them;
 -- signed deltas for the views above it). The worker makes and fills a view's kept state at its
 -- next batch, and takes the new plans at once (views_version). Each view table gets the

@@ -136,6 +136,10 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_notify_launcher';
 CREATE FUNCTION _wake_pipeline(pipeline_id integer) RETURNS void
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_wake_pipeline';
 
+-- The end of the WAL every commit so far is in, flushed (sync's target; async commits included).
+CREATE FUNCTION _flush_commits() RETURNS pg_lsn
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'sgivm_flush_commits';
+
 -- Notes a slot create_pipeline made: if the transaction rolls back, the launcher drops it.
 CREATE FUNCTION _slot_created(slot name) RETURNS void
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'sgivm_slot_created';
@@ -1114,7 +1118,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p stategrid_ivm.pipeline;
-    v_target pg_lsn := pg_current_wal_flush_lsn();
+    -- (every transaction committed before this call, synchronous_commit = off included)
+    v_target pg_lsn := stategrid_ivm._flush_commits();
     v_deadline timestamptz := clock_timestamp() + timeout;
     v_caught pg_lsn;
 BEGIN
@@ -1975,5 +1980,5 @@ GRANT EXECUTE ON FUNCTION _create_pipeline(oid, text), _add_source(oid, text, re
     _refresh_view(oid, regclass), _verify(oid, text), _rebuild_pipeline(oid, text) TO PUBLIC;
 -- sync wakes the worker; add_view's analysis runs as the caller; _allow_direct_write checks
 -- the caller's rights on the table itself
-GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _plan_view(text, oid, text), _split_view(text, oid),
+GRANT EXECUTE ON FUNCTION _stamp_caller(), _wake_pipeline(integer), _flush_commits(), _plan_view(text, oid, text), _split_view(text, oid),
     _not_null_columns(text), _allow_direct_write(oid) TO PUBLIC;

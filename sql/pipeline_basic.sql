@@ -216,6 +216,31 @@ SELECT name, state, applied_lsn IS NOT NULL AS applied, lag_seconds = 0 AS caugh
 FROM stategrid_ivm.pipelines WHERE name = 'basic';
 
 -- ---------------------------------------------------------------------------------------------
+-- sync() waits for commits made with synchronous_commit = off too (a subscription's apply
+-- worker commits so): such a commit returns before its WAL is flushed, and the worker decodes
+-- flushed WAL only. Twenty rounds of an asynchronous commit and a sync() right after it.
+-- ---------------------------------------------------------------------------------------------
+SET synchronous_commit = off;
+DO $$
+DECLARE
+    missed int := 0;
+BEGIN
+    FOR i IN 1..20 LOOP
+        UPDATE power_user SET address = 'async ' || i WHERE user_id = 1006;
+        COMMIT;
+        PERFORM stategrid_ivm.sync('basic');
+        IF (SELECT address FROM ods_power_user WHERE user_id = 1006) IS DISTINCT FROM 'async ' || i THEN
+            missed := missed + 1;
+        END IF;
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'asynchronous commits sync() returned before: %', missed;
+END
+$$;
+RESET synchronous_commit;
+SELECT * FROM compare('power_user', 'ods_power_user');
+
+-- ---------------------------------------------------------------------------------------------
 -- Primary-key updates.
 -- ---------------------------------------------------------------------------------------------
 UPDATE power_consumption SET consumption_id = consumption_id + 1000 WHERE consumption_id IN (7, 8);

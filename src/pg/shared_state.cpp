@@ -5,6 +5,7 @@ extern "C" {
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -19,6 +20,7 @@ PG_FUNCTION_INFO_V1(sgivm_wake_pipeline);
 PG_FUNCTION_INFO_V1(sgivm_runtime_status);
 PG_FUNCTION_INFO_V1(sgivm_calling_role);
 PG_FUNCTION_INFO_V1(sgivm_slot_created);
+PG_FUNCTION_INFO_V1(sgivm_flush_commits);
 }
 
 #include "pg/shared_state.hpp"
@@ -336,4 +338,25 @@ extern "C" Datum sgivm_slot_created(PG_FUNCTION_ARGS) {
     namestrcpy(&xact_created_slot, NameStr(*PG_GETARG_NAME(0)));
     xact_has_slot = true;
     PG_RETURN_VOID();
+}
+
+// sync()'s target: the end of the WAL that holds every transaction committed so far, flushed.
+// A commit made with synchronous_commit = off (a subscription's apply worker, by default) has
+// returned to its client before its WAL is flushed, and a worker decodes flushed WAL only: the
+// flush position alone would let sync() return before such a commit is applied.
+extern "C" Datum sgivm_flush_commits(PG_FUNCTION_ARGS) {
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("recovery is in progress"),
+                        errhint("Pipelines run on the primary: call sync() there. A standby shows what the "
+                                "primary committed once it has replayed it.")));
+    XLogRecPtr end = GetXLogInsertRecPtr();
+    // At the start of a page the insert position is given past the page's header, where no record
+    // ends yet: the WAL generated so far ends at the page boundary (flushing past it would wait
+    // for WAL nobody wrote).
+    if (XLogSegmentOffset(end, wal_segment_size) == SizeOfXLogLongPHD)
+        end -= SizeOfXLogLongPHD;
+    else if (end % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+        end -= SizeOfXLogShortPHD;
+    XLogFlush(end);
+    PG_RETURN_LSN(end);
 }
