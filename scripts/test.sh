@@ -20,7 +20,8 @@
 # 7. TAP tests:             prove                              (test/t/*.pl, own clusters; when
 #                           root, a 32 MB tmpfs in SGIVM_TMPFS for t/060_disk_full.pl to fill)
 # 8. benchmark smoke run:   bench/run --quick                  (own cluster, port
-#                           $SGIVM_BENCH_PORT or 54332; report in build/bench-quick/)
+#                           $SGIVM_BENCH_PORT or 54332, rollup's two provinces on the next
+#                           two ports; report in build/bench-quick/)
 # 9. Debian package:        test/scripts/deb_package.sh        (META.json's version; dpkg-buildpackage
 #                           in a clean copy of the tree; apt-get install of the .deb, or with
 #                           SGIVM_DEB_ROOT dpkg -x into that private PostgreSQL copy; a subset of

@@ -1,7 +1,9 @@
 # What the scale-out TAP tests share (t/052_fan_in.pl, t/053_standby_reads.pl,
-# t/054_failover.pl): a writer of State Grid source rows that runs in the background until told
-# to stop, polling, verify() as text, and the DWS recomputed by plain views over given source
-# tables, printed as text for comparison with the maintained tables.
+# t/054_failover.pl, t/055_roll_up.pl): a writer of State Grid source rows that runs in the
+# background until told to stop, the provinces' writers through a restart of the national
+# cluster and a crash of a province, polling, verify() as text, and the DWS recomputed by plain
+# views over given source tables (or the union of the provinces'), printed as text for
+# comparison with the maintained tables.
 package SgivmScale;
 
 use strict;
@@ -13,7 +15,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(writer_sql start_writer stop_writer wait_for not_ok recompute_views dws_text);
+our @EXPORT = qw(writer_sql start_writer stop_writer writers_through_failures wait_for not_ok recompute_views
+  recompute_union dws_text);
 
 # The writer's objects on a server that holds the source tables (examples/stategrid/schema.sql):
 # users from $user_base on (a sequence), readings from $user_base * 1000 on (the bigserial's
@@ -116,6 +119,30 @@ sub stop_writer
 	return $n;
 }
 
+# Writers in both provinces ($prov->{p1}, $prov->{p2}: writer_sql loaded) while the national
+# cluster restarts, then province 2 crashes (-m immediate) and comes back with a new writer; a
+# few seconds later both stop. Checks that both wrote; returns their committed counts.
+sub writers_through_failures
+{
+	my ($national, $prov) = @_;
+	my %writer = map { $_ => start_writer($prov->{$_}, 60) } qw(p1 p2);
+	sleep 2;
+	$national->restart;
+	note 'national cluster restarted';
+	sleep 2;
+	$prov->{p2}->stop('immediate');
+	stop_writer($writer{p2}, 1);
+	sleep 1;    # (province 1 goes on writing; the national apply worker of province 2 retries)
+	$prov->{p2}->start;
+	note 'province 2 crashed and restarted';
+	$writer{p2} = start_writer($prov->{p2}, 60);
+	sleep 3;
+	my %committed = map { $_ => stop_writer($writer{$_}) } qw(p1 p2);
+	note "writers: province 1 committed $committed{p1} transactions, province 2 (after its crash) $committed{p2}";
+	cmp_ok($committed{$_}, '>', 0, "the writer of province $_ wrote") for qw(p1 p2);
+	return %committed;
+}
+
 # Polls a boolean query until it is true; returns 0 after $seconds (default 60).
 sub wait_for
 {
@@ -156,6 +183,27 @@ sub recompute_views
 		CREATE VIEW ods_power_consumption AS SELECT * FROM $cons_rel;
 		$views
 	});
+}
+
+# Database recompute on $national with the source tables of both provinces ($prov->{p1},
+# $prov->{p2}) copied into one set (schema $schema_sql: examples/stategrid/schema.sql), and the
+# warehouse as plain views over them in schema union_of_provinces.
+sub recompute_union
+{
+	my ($national, $prov, $schema_sql) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	$national->safe_psql('postgres', 'CREATE DATABASE recompute');
+	$national->safe_psql('recompute', $schema_sql);
+	for my $p (qw(p1 p2))
+	{
+		for my $t (qw(power_user power_consumption))
+		{
+			$prov->{$p}->safe_psql('postgres', "COPY $t TO '$dir/$p.$t'");
+			$national->safe_psql('recompute', "COPY $t FROM '$dir/$p.$t'");
+		}
+	}
+	recompute_views($national, 'recompute', 'union_of_provinces', 'public.power_user', 'public.power_consumption',
+		'postgres');
 }
 
 # Both DWS tables of schema $schema in $db as text (without their now() columns), in one order.

@@ -29,9 +29,29 @@ bench_cluster_start() {
 }
 
 bench_cluster_stop() {
-    if [ -n "${BENCH_PGD:-}" ] && [ -f "$BENCH_PGD/data/postmaster.pid" ]; then
-        sg_pg_stop "$BENCH_PGD/data" fast || sg_pg_stop "$BENCH_PGD/data" immediate || true
+    local d
+    if [ -f "$BENCH_TMP/extra_clusters" ]; then
+        while read -r d; do bench_data_stop "$d"; done <"$BENCH_TMP/extra_clusters"
     fi
+    [ -z "${BENCH_PGD:-}" ] || bench_data_stop "$BENCH_PGD/data"
+}
+bench_data_stop() {
+    if [ -f "$1/postmaster.pid" ]; then
+        sg_pg_stop "$1" fast || sg_pg_stop "$1" immediate || true
+    fi
+}
+
+# bench_extra_cluster_start NAME PORT: one more cluster of the run (the roll-up's provinces) in
+# $BENCH_TMP/NAME, with the same settings, unix socket there. bench_cluster_stop stops it too
+# (listed in a file: scenarios run in subshells). Run commands on it with
+# BENCH_PGD=$BENCH_TMP/NAME BENCH_PORT=PORT q ... (or any helper that calls q).
+bench_extra_cluster_start() {
+    local dir=$BENCH_TMP/$1 port=$2
+    sg_mkdir_owned "$dir"
+    chmod 755 "$dir"
+    sg_initdb "$dir/data" "$BENCH_PG_SETTINGS"
+    echo "$dir/data" >>"$BENCH_TMP/extra_clusters"
+    sg_pg_start "$dir/data" "$port" "$dir" "$dir/server.log" ""
 }
 
 # q DB ARGS...: psql as the cluster owner, bare values (-At), stop at the first error.
@@ -114,13 +134,15 @@ bench_pause() {
     return 1
 }
 
-bench_sync() { q "$1" -c "SELECT stategrid_ivm.sync('stategrid', '${2:-3600} s')" >/dev/null; }
+# bench_sync DB [TIMEOUT_S [PIPELINE]]
+bench_sync() { q "$1" -c "SELECT stategrid_ivm.sync('${3:-stategrid}', '${2:-3600} s')" >/dev/null; }
 
-# bench_verify DB: fails (and says which table) unless every table of the pipeline is ok.
+# bench_verify DB [PIPELINE]: fails (and says which table) unless every table of the pipeline
+# (default stategrid) is ok.
 bench_verify() {
     local db=$1 bad
     bad=$(q "$db" -c "SELECT string_agg(format('%s (missing %s, extra %s)', view_name, missing_rows, extra_rows), ', ')
-                      FROM stategrid_ivm.verify('stategrid') WHERE NOT ok")
+                      FROM stategrid_ivm.verify('${2:-stategrid}') WHERE NOT ok")
     if [ -n "$bad" ]; then
         echo "verify() is not clean in $db: $bad" >&2
         return 1

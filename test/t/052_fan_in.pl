@@ -66,39 +66,13 @@ is($national->safe_psql('postgres', q{SELECT count(*) FROM power_user}), '200',
 	'the initial copies of both provinces arrived');
 
 # ---- writers in both provinces; the national cluster restarts; province 2 crashes ----------------
-my %writer = map { $_ => start_writer($prov{$_}, 60) } qw(p1 p2);
-sleep 2;
-$national->restart;
-note 'national cluster restarted';
-sleep 2;
-$prov{p2}->stop('immediate');
-stop_writer($writer{p2}, 1);
-sleep 1;    # (province 1 goes on writing; the national apply worker of province 2 retries)
-$prov{p2}->start;
-note 'province 2 crashed and restarted';
-$writer{p2} = start_writer($prov{p2}, 60);
-sleep 3;
-my %committed = map { $_ => stop_writer($writer{$_}) } qw(p1 p2);
-note "writers: province 1 committed $committed{p1} transactions, province 2 (after its crash) $committed{p2}";
-cmp_ok($committed{$_}, '>', 0, "the writer of province $_ wrote") for qw(p1 p2);
+writers_through_failures($national, \%prov);
 
 catch_up();
 is(not_ok($national, 'postgres', 'stategrid'), '', 'verify() is clean on the national cluster');
 
 # ---- the national DWS against a recomputation over the union of the provinces' sources -----------
-my $dir = PostgreSQL::Test::Utils::tempdir();
-$national->safe_psql('postgres', 'CREATE DATABASE recompute');
-$national->safe_psql('recompute', $schema);
-for my $p (qw(p1 p2))
-{
-	for my $t (qw(power_user power_consumption))
-	{
-		$prov{$p}->safe_psql('postgres', "COPY $t TO '$dir/$p.$t'");
-		$national->safe_psql('recompute', "COPY $t FROM '$dir/$p.$t'");
-	}
-}
-recompute_views($national, 'recompute', 'union_of_provinces', 'public.power_user', 'public.power_consumption',
-	'postgres');
+recompute_union($national, \%prov, $schema);
 my $dws = dws_text($national, 'postgres', 'public');
 is($dws, dws_text($national, 'recompute', 'union_of_provinces'),
 	'the national DWS equal a recomputation over the union of both provinces');
