@@ -116,6 +116,28 @@ sub catch_up
 	$national->safe_psql('postgres', q{SELECT pg_current_xact_id()});
 	$national->safe_psql('postgres', q{SELECT stategrid_ivm.sync('national', '60 s')});
 }
+# When the national mirrors differ from the subscribed tables: the rows, and where the
+# subscriptions and the national pipeline stand.
+sub diag_mirrors
+{
+	diag 'subscribed tables against their mirrors: ' . $national->safe_psql('postgres', q{
+		SELECT 'detail missing', s.* FROM (SELECT * FROM dwd_power_consumption_detail EXCEPT SELECT * FROM ods_dwd_power_consumption_detail) s
+		UNION ALL
+		SELECT 'detail extra', s.* FROM (SELECT * FROM ods_dwd_power_consumption_detail EXCEPT SELECT * FROM dwd_power_consumption_detail) s
+		ORDER BY 2, 1 LIMIT 40});
+	diag 'ranking: ' . $national->safe_psql('postgres', q{
+		SELECT 'ranking missing', s.* FROM (SELECT * FROM dws_user_ranking EXCEPT SELECT * FROM ods_dws_user_ranking) s
+		UNION ALL
+		SELECT 'ranking extra', s.* FROM (SELECT * FROM ods_dws_user_ranking EXCEPT SELECT * FROM dws_user_ranking) s
+		ORDER BY 2, 1 LIMIT 40});
+	diag 'positions: ' . $national->safe_psql('postgres', q{
+		SELECT pg_current_wal_lsn(), pg_current_wal_flush_lsn();
+		SELECT name, state, applied_lsn, lag_bytes, last_error FROM stategrid_ivm.pipelines;
+		SELECT subname, received_lsn, latest_end_lsn FROM pg_stat_subscription;
+		SELECT * FROM pg_replication_origin_status});
+	return;
+}
+
 catch_up();
 is( $national->safe_psql('postgres', q{SELECT count(DISTINCT user_id) FROM dwd_power_user_info}),
 	'300', 'the initial copies of both provinces\' warehouses arrived');
@@ -128,11 +150,7 @@ writers_through_failures($national, \%prov);
 catch_up();
 is(not_ok($prov{$_}, 'postgres', 'stategrid'), '', "verify() is clean in province $_") for qw(p1 p2);
 is(not_ok($national, 'postgres', 'national'), '', 'verify() is clean on the national cluster')
-  or diag 'the detail\'s differences, subscribed table against its mirror: ' . $national->safe_psql('postgres', q{
-	SELECT 'missing', s.* FROM (SELECT * FROM dwd_power_consumption_detail EXCEPT SELECT * FROM ods_dwd_power_consumption_detail) s
-	UNION ALL
-	SELECT 'extra', s.* FROM (SELECT * FROM ods_dwd_power_consumption_detail EXCEPT SELECT * FROM dwd_power_consumption_detail) s
-	ORDER BY 2, 1 LIMIT 40});
+  or diag_mirrors();
 
 # ---- the national tables and views against a recomputation over the union of the provinces ------
 recompute_union($national, \%prov, $schema);
@@ -199,7 +217,8 @@ $prov{p2}->safe_psql('postgres', q{
 catch_up();
 is($national->safe_psql('postgres', $region_row), '1001.00',
 	'skipped, province 2\'s next change of the shared region-day overwrites province 1\'s aggregate with its own part');
-is(not_ok($national, 'postgres', 'national'), '', 'the national pipeline follows its tables: verify() is clean');
+is(not_ok($national, 'postgres', 'national'), '', 'the national pipeline follows its tables: verify() is clean')
+  or diag_mirrors();
 
 $national->stop;
 $prov{$_}->stop for qw(p1 p2);
