@@ -110,10 +110,7 @@ sub catch_up
 		$prov{$p}->safe_psql('postgres', q{SELECT stategrid_ivm.sync('stategrid', '60 s')});
 		$national->wait_for_subscription_sync($prov{$p}, "sub_$p");
 	}
-	# The apply workers commit with synchronous_commit = off, and sync() waits for the WAL
-	# flushed when it is called: a transaction with an xid, committed synchronously, flushes
-	# their commits first.
-	$national->safe_psql('postgres', q{SELECT pg_current_xact_id()});
+	# (the apply workers commit with synchronous_commit = off: sync() waits for those commits too)
 	$national->safe_psql('postgres', q{SELECT stategrid_ivm.sync('national', '60 s')});
 }
 # When the national mirrors differ from the subscribed tables: the rows, and where the
@@ -135,6 +132,14 @@ sub diag_mirrors
 		SELECT name, state, applied_lsn, lag_bytes, last_error FROM stategrid_ivm.pipelines;
 		SELECT subname, received_lsn, latest_end_lsn FROM pg_stat_subscription;
 		SELECT * FROM pg_replication_origin_status});
+	# the commits since the national pipeline's last applied one, with their origins, and the
+	# transactions that wrote the rows its detail mirror lacks
+	my $from = $national->safe_psql('postgres', q{SELECT applied_lsn FROM stategrid_ivm.pipelines WHERE name = 'national'});
+	diag 'xmin of the missing detail rows: ' . $national->safe_psql('postgres', q{
+		SELECT string_agg(DISTINCT d.xmin::text, ', ') FROM dwd_power_consumption_detail d
+		WHERE NOT EXISTS (SELECT 1 FROM ods_dwd_power_consumption_detail o WHERE o.consumption_id = d.consumption_id)});
+	my ($out, $err) = run_command(['pg_waldump', '-p', $national->data_dir . '/pg_wal', '-s', $from, '-r', 'Transaction']);
+	diag "commits after $from:\n" . join("\n", grep { /COMMIT|ABORT/ } split /\n/, $out) . "\n$err";
 	return;
 }
 
