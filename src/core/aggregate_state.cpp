@@ -198,6 +198,9 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
     if (any_extreme) defs.push_back("sgivm_reread boolean NOT NULL DEFAULT false");
     p.state_tables.push_back(st);
     p.state_setup.push_back("CREATE TABLE IF NOT EXISTS " + st + " (" + join(defs, ", ") + ")");
+    // (publishable: a publication FOR ALL TABLES covers it, and PostgreSQL refuses to update a
+    // published table without an identity; its key admits NULL groups, so no index can be one)
+    p.state_setup.push_back("ALTER TABLE " + st + " REPLICA IDENTITY FULL");
     if (ng)
         p.state_setup.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " +
                                 quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_key") + " ON " + st + " (" +
@@ -297,6 +300,7 @@ void plan_aggregate_state(const ViewShape &s, ViewPlan &p) {
         ddefs.push_back("sgivm_dm bigint NOT NULL DEFAULT 0");  // the last batch's change (for the count's)
         p.state_tables.push_back(ds);
         p.state_setup.push_back("CREATE TABLE IF NOT EXISTS " + ds + " (" + join(ddefs, ", ") + ")");
+        p.state_setup.push_back("ALTER TABLE " + ds + " REPLICA IDENTITY FULL");
         p.state_setup.push_back("CREATE UNIQUE INDEX IF NOT EXISTS " +
                                 quote_identifier("sgivm_state_" + std::to_string(s.view_relid) + "_" + std::to_string(k + 1) +
                                                  "_key") +

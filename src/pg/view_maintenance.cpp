@@ -89,6 +89,28 @@ void run_all(const std::vector<std::string> &sqls) {
         if (SPI_execute(sql.c_str(), false, 0) < 0) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
 }
 
+// Each table of the view's kept state gets REPLICA IDENTITY FULL where it has no identity (made
+// before this was done, or now): a publication FOR ALL TABLES or FOR TABLES IN SCHEMA covers
+// them, and PostgreSQL refuses an UPDATE or DELETE of a published table without one -- the
+// pipeline would stop at its next batch. Their unique keys admit NULL group values, so no index
+// of theirs can be the identity. PostgreSQL-style.
+void identify_state_rows(const MaintainedView &v) {
+    for (const std::string &t : v.state_tables) {
+        Oid type = TEXTOID;
+        Datum arg = CStringGetTextDatum(t.c_str());
+        if (SPI_execute_with_args("SELECT c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+                                  "WHERE i.indrelid = c.oid AND i.indisprimary) "
+                                  "FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                                  1, &type, &arg, nullptr, true, 1) != SPI_OK_SELECT)
+            elog(ERROR, "stategrid_ivm: could not look at table %s", t.c_str());
+        bool isnull = true;
+        bool lacking = SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        if (!lacking || isnull) continue;
+        std::string sql = "ALTER TABLE " + t + " REPLICA IDENTITY FULL";
+        if (SPI_execute(sql.c_str(), false, 0) != SPI_OK_UTILITY) elog(ERROR, "stategrid_ivm: %s failed", sql.c_str());
+    }
+}
+
 // The view's kept state exists (made and filled from its inputs, as they are before this batch,
 // where a table of it is missing: a view planned by an update, or rebuilt). PostgreSQL-style.
 void ensure_state(MaintainedView &v) {
@@ -107,6 +129,7 @@ void ensure_state(MaintainedView &v) {
         run_all(v.state_setup);
         run_all(v.state_fill);
     }
+    identify_state_rows(v);
     v.state_checked = true;
 }
 
@@ -292,6 +315,7 @@ void ViewSet::populate() {
             pg_call([&] {
                 run_all(v.state_setup);
                 run_all(v.state_fill);
+                identify_state_rows(v);
                 if (SPI_execute(del.c_str(), false, 0) != SPI_OK_DELETE) elog(ERROR, "stategrid_ivm: could not empty %s", v.name.c_str());
                 if (SPI_execute(v.populate.c_str(), false, 0) != SPI_OK_INSERT) elog(ERROR, "stategrid_ivm: could not fill %s", v.name.c_str());
             });

@@ -71,6 +71,9 @@ TEST(AggregateState, PlannedDifferentialWithItsStateTables) {
                            "DEFAULT false)");
     // NULL groups are groups: the key treats NULLs as equal
     EXPECT_CONTAINS(setup, "ON dw.\"sgivm_state_400\" (sgivm_g1, sgivm_g2) NULLS NOT DISTINCT");
+    // and so no index can identify a row: each state table is published with its whole row
+    EXPECT_CONTAINS(setup, "ALTER TABLE dw.\"sgivm_state_400\" REPLICA IDENTITY FULL");
+    EXPECT_CONTAINS(setup, "ALTER TABLE dw.\"sgivm_state_400_2\" REPLICA IDENTITY FULL");
     EXPECT_CONTAINS(setup, "ON dw.\"sgivm_state_400_2\" (sgivm_g1, sgivm_g2, sgivm_v) NULLS NOT DISTINCT");
     // max() re-reads a group through an index on (group, argument) of the input
     EXPECT_CONTAINS(setup, "CREATE INDEX IF NOT EXISTS sgivm_x_400_0 ON dw.dwd_detail ((region_id), ((consumption_date)::date), "
