@@ -733,6 +733,8 @@ DECLARE
     v_src record;
     v_stmt text;
     v_created boolean;
+    v_named integer;
+    v_counts integer[];
 BEGIN
     p := stategrid_ivm._owned_pipeline(v_caller, pipeline);
     IF view_name IS NULL OR query IS NULL THEN
@@ -741,8 +743,8 @@ BEGIN
     -- pg_ivm's form of a name with a column list, mv(a, b): the query's columns renamed, as
     -- SELECT * FROM (query) AS sgivm_columns(a, b) (the analyser keeps the inner query)
     IF view_name ~ '\([^()]*\)\s*$' THEN
-        SELECT string_agg(format('%I', (parse_ident(btrim(c)))[1]), ', ')
-        INTO v_stmt
+        SELECT string_agg(format('%I', (parse_ident(btrim(c)))[1]), ', '), count(*)
+        INTO v_stmt, v_named
         FROM unnest(string_to_array(substring(view_name FROM '\(([^()]*)\)\s*$'), ',')) AS c;
         IF v_stmt IS NULL THEN
             RAISE EXCEPTION 'invalid view name "%": the column list is empty', view_name USING ERRCODE = 'invalid_name';
@@ -757,12 +759,17 @@ BEGIN
         v_analysed := stategrid_ivm._run_as(v_caller,
             format('SELECT stategrid_ivm._split_view(%L, 0), pg_catalog.current_schema()', query), p_search_path);
     EXCEPTION WHEN invalid_column_reference THEN
-        -- the column list longer than the query's columns: said in the user's terms
-        IF v_stmt IS NOT NULL AND SQLERRM LIKE 'table "sgivm_columns" has % columns available but % columns specified' THEN
-            RAISE EXCEPTION 'the column list of view "%" names % columns, but its query has %', view_name,
-                    substring(SQLERRM FROM 'but (\d+) columns specified'), substring(SQLERRM FROM 'has (\d+) columns available')
-                USING ERRCODE = 'invalid_column_reference',
-                      HINT = 'Name at most as many columns as the query selects; columns not named keep the query''s names.';
+        -- the column list longer than the query's columns, said in the user's terms. PostgreSQL's
+        -- message may be translated (lc_messages), but it names sgivm_columns and holds two
+        -- counts: the list's, and the query's (the other one).
+        IF v_stmt IS NOT NULL AND strpos(SQLERRM, '"sgivm_columns"') > 0 THEN
+            v_counts := ARRAY(SELECT m[1]::integer FROM regexp_matches(SQLERRM, '(\d+)', 'g') AS m);
+            IF cardinality(v_counts) = 2 AND v_named = ANY (v_counts) AND v_counts[1] <> v_counts[2] THEN
+                RAISE EXCEPTION 'the column list of view "%" names % columns, but its query has %', view_name, v_named,
+                        CASE WHEN v_counts[1] = v_named THEN v_counts[2] ELSE v_counts[1] END
+                    USING ERRCODE = 'invalid_column_reference',
+                          HINT = 'Name at most as many columns as the query selects; columns not named keep the query''s names.';
+            END IF;
         END IF;
         RAISE;
     END;
