@@ -237,6 +237,20 @@ sub crash_at
 	}
 	set_crash_at('');
 	query_retry('SELECT 1');
+	# The worker the crash restart started read the armed setting before the disarming reload,
+	# and may reach the point once more before it reloads (between batches): wait until a worker
+	# runs and the point stays unreached for a second.
+	my $n = crash_point_hits($point);
+	for (1 .. 60)
+	{
+		wait_worker_pid();
+		usleep(1_000_000);
+		my $now = crash_point_hits($point);
+		last if $now == $n;
+		note "crash point $point reached again by the worker the restart started";
+		$n = $now;
+		query_retry('SELECT 1');
+	}
 	ok($hit, "crash point $point: the worker killed itself there");
 	$kill_points{"crash point $point"}++ if $hit;
 }
