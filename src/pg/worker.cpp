@@ -618,14 +618,12 @@ bool PipelineWorker::step() {
 }
 
 // Undoes the current apply transaction: its data, the role switch, the origin progress it was
-// about to record, and the decoding state (possibly half-way through a record: the next batch
-// starts over from the slot).
+// about to record (forget_origin_progress, at the abort), and the decoding state (possibly
+// half-way through a record: the next batch starts over from the slot).
 void PipelineWorker::abort_batch() {
     pg_call([] {
         AbortCurrentTransaction();
         SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, 0);
-        replorigin_session_origin_lsn = InvalidXLogRecPtr;
-        replorigin_session_origin_timestamp = 0;
     });
     owner_ctx_ = OwnerContext{};  // the abort undid the settings and the user
     views_.working_tables_lost();  // temporary tables of the aborted transaction are gone
